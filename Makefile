@@ -1,0 +1,68 @@
+# Two commands on a fresh machine with only Python 3.11: `make run` and `make test`.
+# Everything else here is what those two need, plus a few conveniences for developers.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8000
+export DJANGO_SETTINGS_MODULE ?= config.settings.local
+
+.DEFAULT_GOAL := help
+.PHONY: help run test setup setup-dev migrate lint format check clean bench
+
+help:
+	@echo "make run    set up and run Handover on http://127.0.0.1:$(PORT) (SQLite, no server needed)"
+	@echo "make test   set up and run the test suite (DATABASE_URL / REDIS_URL select PostgreSQL / Redis)"
+	@echo "make lint   ruff, Django's checks and the migrations check"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is needed, found {sys.version.split()[0]}"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstall only when the dependency list changes; constraints.txt pins what the tests were run with.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(PY)
+	$(PY) -m pip install --quiet -c constraints.txt -e .
+	@touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+setup: $(VENV)/.installed
+setup-dev: $(VENV)/.installed-dev
+
+migrate: setup
+	@mkdir -p var/celery/queue var/celery/processed var/celery/control
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py load_templates
+	$(PY) manage.py seed_demo
+	$(PY) manage.py detect_stalls
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+
+# Web (gunicorn), Celery worker and Celery beat, side by side (Procfile). honcho sets PORT for each process
+# itself, so the web port travels as HANDOVER_PORT.
+run: migrate
+	@echo "Handover on http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/, health: /healthz)"
+	HANDOVER_PORT=$(PORT) $(VENV)/bin/honcho start --procfile Procfile
+
+test: setup-dev
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: setup-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) manage.py check
+	$(PY) manage.py makemigrations --check --dry-run
+
+format: setup-dev
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var/static .pytest_cache .ruff_cache
+
+# Heavy runs, kept out of `make test`: results go in docs/benchmarks.md.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/handover_bench
+bench: setup-dev
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m benchmarks.stall_detection

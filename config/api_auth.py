@@ -1,0 +1,53 @@
+"""API authentication: tokens that act as a user, optionally read-only.
+
+Kept apart from ``config.api`` because DRF imports these classes while it is itself being imported.
+"""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+
+class TokenAuthentication(BaseAuthentication):
+    """``Authorization: Bearer hov_...``: an API token that acts as its user, optionally read-only."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = get_authorization_header(request).split()
+        if not header or header[0].lower() not in (b"bearer", b"token"):
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
+        from handover.services import token_authenticate
+
+        try:
+            raw = header[1].decode()
+        except UnicodeDecodeError:
+            raise exceptions.AuthenticationFailed("The token contains invalid characters.") from None
+        token = token_authenticate(raw)
+        if token is None:
+            raise exceptions.AuthenticationFailed("The token is invalid, expired or revoked.")
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return f'{self.keyword} realm="api"'
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    target_class = "config.api_auth.TokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "An API token created at /api/v1/tokens/."}
+
+
+class ReadOnlyTokenPermission(BasePermission):
+    """A read-only token may only read."""
+
+    message = "This API token is read-only."
+
+    def has_permission(self, request, view) -> bool:
+        token = getattr(request, "auth", None)
+        return request.method in SAFE_METHODS or not getattr(token, "read_only", False)

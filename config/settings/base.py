@@ -1,0 +1,254 @@
+"""Settings shared by every environment.
+
+The environment is read here and nowhere else: every knob an operator can turn is an ``env(...)`` call in this
+file (or in ``production.py`` for the ones that only matter there), with its default next to it.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+SECRET_KEY = env("SECRET_KEY", default="django-insecure-local-development-key-not-for-production")
+DEBUG = env.bool("DEBUG", default=False)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_htmx",
+    "operations",
+    "projects",
+    "handover",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "config" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "handover.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+# An embedded SQLite file by default so that `make run` needs no server; DATABASE_URL switches to PostgreSQL.
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'handover.sqlite3'}")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the web process read while the worker writes; the busy timeout waits for a lock instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+    )
+else:
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env("REDIS_URL", default="")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# The web UI's own sign-in page (Django's auth views with the templates in config/templates/registration/).
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+# The web UI's stylesheet and icon; htmx comes from django-htmx's own static files. Nothing is fetched at run time.
+STATICFILES_DIRS = [BASE_DIR / "config" / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Handover <handover@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+}
+
+# Stall rules (DOMAIN.md "Stalled handovers"): days before each rule fires. An operations team may override any of
+# them; these are the defaults, each overridable from the environment.
+HANDOVER_STALL_THRESHOLDS = {
+    "idle": env.int("STALL_IDLE_DAYS", default=7),
+    "review_overdue": env.int("STALL_REVIEW_OVERDUE_DAYS", default=3),
+    "verification_waiting": env.int("STALL_VERIFICATION_WAITING_DAYS", default=5),
+    "past_target": env.int("STALL_PAST_TARGET_DAYS", default=0),
+    "conditions_overdue": env.int("STALL_CONDITIONS_OVERDUE_DAYS", default=0),
+    "adoption_below_target": env.int("STALL_ADOPTION_BELOW_TARGET_DAYS", default=0),
+}
+HANDOVER_ESCALATION_DAYS = env.int("STALL_ESCALATION_DAYS", default=3)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # The token scheme first, so that a request without credentials gets 401 with WWW-Authenticate.
+        "config.api_auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        "config.api_auth.ReadOnlyTokenPermission",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {},
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Handover API",
+    "DESCRIPTION": (
+        "Everything a person can do in Handover, for other tools: projects and their stages, handovers and their "
+        "checklists, operations teams, services and KPIs. Authenticate with `Authorization: Bearer <token>` "
+        '(create one at `/api/v1/tokens/`). Errors share one shape: `{"error": {status, code, message, fields}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StageEnum": "projects.choices.Stage",
+        "ProjectEventKindEnum": "projects.choices.ProjectEventKind",
+        "TemplateKindEnum": "handover.choices.TemplateKind",
+        "HandoverStatusEnum": "handover.choices.HandoverStatus",
+        "ItemStatusEnum": "handover.choices.ItemStatus",
+        "RiskEnum": "handover.choices.Risk",
+        "SideEnum": "handover.choices.Side",
+        "DecisionKindEnum": "handover.choices.DecisionKind",
+        "ConditionStatusEnum": "handover.choices.ConditionStatus",
+        "ActivityVerbEnum": "handover.choices.ActivityVerb",
+        "KpiDirectionEnum": "operations.choices.KpiDirection",
+    },
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+
+# --- Background jobs -------------------------------------------------------------------------------------------
+# Redis when REDIS_URL is set; otherwise kombu's filesystem transport under var/, which needs no server yet runs a
+# real worker and a real beat in their own processes (what `make run` uses).
+CELERY_BROKER_DIR = VAR_DIR / "celery"
+REDIS_BROKER_TRANSPORT_OPTIONS = {
+    # Every countdown and retry backoff below stays far under this, so Redis never redelivers a task that is
+    # merely waiting (celery/kombu#337: long countdowns with Redis cause duplicate runs).
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 1,  # a blackholed broker must not hold a request up for long
+    "socket_timeout": 5,
+    # How often a publisher retries connecting. Any retry first sleeps kombu's interval_start (2 s), so a request
+    # that enqueues while Redis is down would hang >2 s per task; one try, then the outbox sweep catches up. The
+    # worker's own reconnect loop is governed by CELERY_BROKER_CONNECTION_MAX_RETRIES, not by this.
+    "max_retries": 0,
+}
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = REDIS_BROKER_TRANSPORT_OPTIONS
+else:
+    CELERY_BROKER_URL = "filesystem://localhost//"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
+        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "store_processed": False,
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = env.int("CELERY_BROKER_CONNECTION_MAX_RETRIES", default=None)
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SOFT_TIME_LIMIT = 60
+CELERY_TASK_TIME_LIMIT = 90
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Publishing must never hold up a request: one quick try, then the database outbox and the sweep take over.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+STALL_DETECT_INTERVAL = env.int("STALL_DETECT_INTERVAL", default=300)
+OUTBOX_SWEEP_INTERVAL = env.int("OUTBOX_SWEEP_INTERVAL", default=60)
+CELERY_BEAT_SCHEDULE = {
+    "detect-stalls": {
+        "task": "handover.tasks.detect_stalls",
+        "schedule": STALL_DETECT_INTERVAL,
+        # A pass that could not start before the next one is due is dropped, not queued behind it.
+        "options": {"expires": STALL_DETECT_INTERVAL * 0.8},
+    },
+    "sweep-outbox": {
+        "task": "handover.tasks.sweep_outbox",
+        "schedule": OUTBOX_SWEEP_INTERVAL,
+        "options": {"expires": OUTBOX_SWEEP_INTERVAL * 0.8},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Sending: how often a notification or webhook is tried, and how long between tries (capped, with jitter).
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
+OUTBOX_BACKOFF_BASE = env.int("OUTBOX_BACKOFF_BASE", default=30)
+OUTBOX_BACKOFF_MAX = env.int("OUTBOX_BACKOFF_MAX", default=900)
+WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")

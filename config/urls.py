@@ -1,0 +1,62 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from handover import views as handover_views
+from handover.api.views import (
+    ConditionViewSet,
+    HandoverViewSet,
+    ItemViewSet,
+    MeView,
+    NotificationViewSet,
+    StallFlagViewSet,
+    TemplateViewSet,
+    TokenViewSet,
+    WebhookViewSet,
+)
+from operations.api.views import KpiViewSet, ServiceViewSet, TeamViewSet
+from projects.api.views import ProjectViewSet
+
+from .views import healthz
+
+admin.site.site_header = "Handover administration"
+admin.site.site_title = "Handover"
+
+router = DefaultRouter()
+router.register("projects", ProjectViewSet, basename="project")
+router.register("teams", TeamViewSet, basename="team")
+router.register("services", ServiceViewSet, basename="service")
+router.register("kpis", KpiViewSet, basename="kpi")
+router.register("templates", TemplateViewSet, basename="template")
+router.register("handovers", HandoverViewSet, basename="handover")
+router.register("items", ItemViewSet, basename="item")
+router.register("conditions", ConditionViewSet, basename="condition")
+router.register("tokens", TokenViewSet, basename="token")
+router.register("stalls", StallFlagViewSet, basename="stall")
+router.register("notifications", NotificationViewSet, basename="notification")
+router.register("webhooks", WebhookViewSet, basename="webhook")
+
+api_v1 = [
+    path("me/", MeView.as_view(), name="me"),
+    *router.urls,
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include((api_v1, "api"), namespace="v1")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The web UI: Django's own sign-in, sign-out (POST) and password change, with the templates in
+    # config/templates/registration/; then the pages of each app.
+    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
+    path("", handover_views.home, name="home"),
+    path("", include("handover.urls")),
+    path("", include("projects.urls")),
+    path("", include("operations.urls")),
+]

@@ -1,0 +1,67 @@
+"""Turning Django's model validation into the domain error type, so every service reports bad input alike."""
+
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from .errors import InvalidInput
+
+
+def clean_or_raise(instance: models.Model, *, exclude: Iterable[str] | None = None) -> None:
+    """Run ``full_clean`` and raise ``InvalidInput`` naming the first field at fault."""
+    try:
+        instance.full_clean(exclude=list(exclude) if exclude else None)
+    except ValidationError as error:
+        field, messages = next(iter(error.message_dict.items()))
+        if field == "__all__":
+            field = _unique_field(error) or field
+        raise InvalidInput(
+            f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages),
+            rule="invalid_field",
+            field=None if field == "__all__" else field,
+        ) from error
+
+
+def _unique_field(error: ValidationError) -> str | None:
+    """For a unique-together violation, the field a person would change: the last one of the constraint."""
+    for item in error.error_dict.get("__all__", []):
+        check = (item.params or {}).get("unique_check")
+        if check:
+            return check[-1]
+    return None
+
+
+def require_text(value: str | None, *, field: str, rule: str, what: str) -> str:
+    """Strip ``value`` and refuse it when empty; ``what`` completes "... needs ..."."""
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput(f"{what} is required.", rule=rule, field=field)
+    return text
+
+
+def apply_changes(instance: models.Model, changes: dict, *, allowed: Iterable[str]) -> dict[str, list]:
+    """Set ``changes`` on ``instance`` and return ``{field: [old, new]}`` for what really changed.
+
+    Unknown or protected fields are refused rather than silently ignored.
+    """
+    allowed = set(allowed)
+    diff: dict[str, list] = {}
+    for name, value in changes.items():
+        if name not in allowed:
+            raise InvalidInput(f"{name} cannot be changed here.", rule="field_not_editable", field=name)
+        field = instance._meta.get_field(name)
+        attname = field.attname
+        old = getattr(instance, attname)
+        new = value.pk if isinstance(value, models.Model) else value
+        if old != new:
+            setattr(instance, attname, new)
+            diff[name] = [_plain(old), _plain(new)]
+    return diff
+
+
+def _plain(value):
+    """A JSON-friendly form of a field value for audit rows."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

@@ -1,0 +1,96 @@
+"""What every web view shares: calling a service from a form, and pages that other apps add sections to.
+
+A view never decides a rule. It parses the request with a Django form (types only: a date is a date), calls the
+service, and shows what the service said. ``ServiceForm.run`` does that last part: a refusal for lack of role
+(``NotPermitted``) becomes the 403 page, any other ``DomainError`` is shown next to the field it names, or at the
+top of the form.
+"""
+
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django import forms
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+
+from .errors import DomainError, NotPermitted
+
+
+class ServiceForm(forms.Form):
+    """A form whose input goes to one service call; the service's refusals become the form's errors."""
+
+    # Service field name → form field name, where they differ (``evidence`` → ``url``...).
+    field_aliases: dict[str, str] = {}
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.domain_error: DomainError | None = None
+        self.result = None
+
+    def run(self, service: Callable, /, *args, **kwargs) -> bool:
+        """Call the service; True if it acted. Its refusal is kept on the form; NotPermitted is a 403."""
+        try:
+            self.result = service(*args, **kwargs)
+        except NotPermitted as error:
+            raise PermissionDenied(error.message) from error
+        except DomainError as error:
+            self.add_domain_error(error)
+            return False
+        return True
+
+    def add_domain_error(self, error: DomainError) -> None:
+        self.domain_error = error
+        name = self.field_aliases.get(error.field or "", error.field)
+        self.add_error(name if name in self.fields else None, error.message)
+
+
+_INDEXED = re.compile(r"^(?P<list>\w+)\[(?P<index>\d+)\]\.(?P<field>\w+)$")
+
+
+def indexed_error_field(field: str | None) -> tuple[str, int, str] | None:
+    """``"conditions[2].due_date"`` → ``("conditions", 2, "due_date")``; None for a plain field name."""
+    match = _INDEXED.match(field or "")
+    if match is None:
+        return None
+    return match["list"], int(match["index"]), match["field"]
+
+
+# --------------------------------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class Section:
+    """A part of another app's page: a template and the function that gives its context (None: not shown)."""
+
+    template_name: str
+    context: Callable[[HttpRequest, object], dict | None]
+    order: int = 0
+
+
+_sections: dict[str, list[Section]] = defaultdict(list)
+
+
+def register_section(page: str, template_name: str, *, order: int = 0):
+    """Decorator: add a section to ``page`` (``"project"``, ``"team"``, ``"teams"``).
+
+    Dependencies point one way (handover imports projects and operations, never the reverse), yet the project
+    and team pages show handover data: the handover app contributes those sections from its ``AppConfig.ready``.
+    """
+
+    def decorator(function: Callable[[HttpRequest, object], dict | None]):
+        _sections[page].append(Section(template_name, function, order))
+        return function
+
+    return decorator
+
+
+def page_sections(page: str, request: HttpRequest, obj: object) -> list[dict]:
+    """The sections of ``page`` for ``obj``, each as its context plus ``template_name``."""
+    shown = []
+    for section in sorted(_sections[page], key=lambda s: s.order):
+        context = section.context(request, obj)
+        if context is not None:
+            shown.append({"template_name": section.template_name, **context})
+    return shown
