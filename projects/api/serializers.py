@@ -1,0 +1,84 @@
+from rest_framework import serializers
+
+from config.api_fields import ActiveUserField, StrictSerializerMixin, UserSummarySerializer
+from operations.models import OperationsTeam
+
+from ..choices import Stage
+from ..models import Project, ProjectEvent
+
+
+class TeamSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OperationsTeam
+        fields = ["id", "name"]
+        read_only_fields = fields
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    manager = UserSummarySerializer(read_only=True)
+    members = UserSummarySerializer(many=True, read_only=True)
+    receiving_team = TeamSummarySerializer(read_only=True)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "code",
+            "name",
+            "description",
+            "sponsor",
+            "manager",
+            "members",
+            "receiving_team",
+            "planned_start",
+            "planned_handover",
+            "actual_handover",
+            "confidential",
+            "stage",
+            "stage_changed_at",
+            "has_handover_plan",
+            "version",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ProjectWriteSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    manager = ActiveUserField(required=False, allow_null=True)
+    members = ActiveUserField(many=True, required=False)
+    receiving_team = serializers.PrimaryKeyRelatedField(
+        queryset=OperationsTeam.objects.all(), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = Project
+        fields = [
+            "code",
+            "name",
+            "description",
+            "sponsor",
+            "manager",
+            "members",
+            "receiving_team",
+            "planned_start",
+            "planned_handover",
+            "confidential",
+        ]
+        # Uniqueness of the code is reported by the service, naming the field. TextFields have no length of their
+        # own: bound them so that a client cannot store megabytes.
+        extra_kwargs = {"code": {"validators": []}, "description": {"max_length": 10_000}}
+
+
+class TransitionSerializer(StrictSerializerMixin, serializers.Serializer):
+    to = serializers.ChoiceField(choices=Stage.choices)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+
+
+class ProjectEventSerializer(serializers.ModelSerializer):
+    actor = UserSummarySerializer(read_only=True)
+
+    class Meta:
+        model = ProjectEvent
+        fields = ["id", "kind", "from_stage", "to_stage", "reason", "changes", "actor", "created_at"]
+        read_only_fields = fields

@@ -1,0 +1,128 @@
+import django_filters
+from django.db import transaction
+from django.db.models import Prefetch, Q
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from config.api import (
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    StrictBooleanFilter,
+    action_schema,
+    error_responses,
+    expected_version,
+    with_etag,
+)
+
+from .. import services
+from ..choices import FINAL_STAGES, Stage
+from ..models import Project
+from .serializers import ProjectEventSerializer, ProjectSerializer, ProjectWriteSerializer, TransitionSerializer
+
+User = Project._meta.get_field("manager").related_model
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class OverdueFilter(StrictBooleanFilter):
+    pass
+
+
+class ProjectFilter(django_filters.FilterSet):
+    stage = django_filters.MultipleChoiceFilter(choices=Stage.choices)
+    overdue = OverdueFilter(method="filter_overdue", label="Planned handover date passed, not closed or cancelled")
+    planned_handover_before = django_filters.DateFilter(field_name="planned_handover", lookup_expr="lte")
+    planned_handover_after = django_filters.DateFilter(field_name="planned_handover", lookup_expr="gte")
+
+    class Meta:
+        model = Project
+        fields = ["stage", "receiving_team", "manager", "confidential"]
+
+    def filter_overdue(self, queryset, name, value):
+        overdue = Q(planned_handover__lt=timezone.localdate()) & ~Q(stage__in=FINAL_STAGES)
+        return queryset.filter(overdue) if value else queryset.exclude(overdue)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: ProjectSerializer(many=True), **error_responses(*LIST_ERRORS)}),
+    retrieve=extend_schema(responses={200: ProjectSerializer, **error_responses(*READ_ERRORS)}),
+    create=extend_schema(
+        request=ProjectWriteSerializer, responses={201: ProjectSerializer, **error_responses(400, 401, 403)}
+    ),
+    partial_update=extend_schema(
+        request=ProjectWriteSerializer, responses={200: ProjectSerializer, **error_responses(*WRITE_ERRORS)}
+    ),
+)
+class ProjectViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Projects and their lifecycle. Confidential projects exist only for their participants."""
+
+    serializer_class = ProjectSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    filterset_class = ProjectFilter
+    search_fields = ["code", "name", "sponsor", "description"]
+    ordering_fields = ["code", "name", "stage", "planned_handover", "created_at", "updated_at"]
+    ordering = ["code"]
+
+    def get_queryset(self):
+        return (
+            Project.objects.visible_to(self.request.user)
+            .select_related("manager", "receiving_team")
+            .prefetch_related(Prefetch("members", queryset=User.objects.order_by("username")))
+        )
+
+    def _respond(self, project: Project, status_code=status.HTTP_200_OK) -> Response:
+        project = self.get_queryset().get(pk=project.pk)
+        return with_etag(Response(ProjectSerializer(project).data, status=status_code), project.version)
+
+    def retrieve(self, request, *args, **kwargs):
+        project = self.get_object()
+        return with_etag(Response(ProjectSerializer(project).data), project.version)
+
+    def create(self, request, *args, **kwargs):
+        serializer = ProjectWriteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        project = services.project_create(by=request.user, **data)
+        return self._respond(project, status.HTTP_201_CREATED)
+
+    @transaction.atomic
+    def partial_update(self, request, *args, **kwargs):
+        project = self.get_object()
+        serializer = ProjectWriteSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        members = data.pop("members", None)
+        project = services.project_update(
+            project=project, by=request.user, expected_version=expected_version(request), **data
+        )
+        if members is not None:
+            services.project_set_members(project=project, by=request.user, members=members)
+        return self._respond(project)
+
+    @action_schema(request=TransitionSerializer, response=ProjectSerializer, summary="Move the project's stage")
+    @action(detail=True, methods=["post"])
+    def transition(self, request, pk=None):
+        """Move the project one stage forward, one back (with a reason) or to cancelled (with a reason)."""
+        project = self.get_object()
+        serializer = TransitionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_transition(project=project, by=request.user, **serializer.validated_data)
+        return self._respond(project)
+
+    @extend_schema(responses={200: ProjectEventSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def history(self, request, pk=None):
+        """Every recorded change of the project, oldest first: stage moves with from, to, who, when and why."""
+        project = self.get_object()
+        page = self.paginate_queryset(project.events.select_related("actor").order_by("created_at", "id"))
+        return self.get_paginated_response(ProjectEventSerializer(page, many=True).data)

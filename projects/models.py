@@ -1,0 +1,100 @@
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from operations.models import OperationsTeam
+
+from .choices import FINAL_STAGES, ProjectEventKind, Stage
+
+project_code_validator = RegexValidator(
+    r"^[A-Z0-9][A-Z0-9-]{1,29}$", "Use 2 to 30 capital letters, digits or hyphens, for example CRM-2026."
+)
+
+
+class ProjectQuerySet(models.QuerySet["Project"]):
+    def visible_to(self, user) -> "ProjectQuerySet":
+        """Projects ``user`` may see: all non-confidential ones, and confidential ones they take part in."""
+        if user.is_staff:
+            return self
+        if not user.is_authenticated:
+            return self.none()
+        participant = (
+            models.Q(manager=user)
+            | models.Q(members=user)
+            | models.Q(receiving_team__members=user)
+            | models.Q(receiving_team__lead=user)
+        )
+        participating = self.model.objects.filter(participant).values("pk")
+        return self.filter(models.Q(confidential=False) | models.Q(pk__in=participating))
+
+
+class Project(models.Model):
+    """A temporary endeavour that creates change and hands its result over to an operations team."""
+
+    code = models.CharField(max_length=30, unique=True, validators=[project_code_validator])
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    sponsor = models.CharField(max_length=200, blank=True, help_text="The accountable executive.")
+    manager = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="managed_projects", null=True, blank=True
+    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="projects", blank=True)
+    receiving_team = models.ForeignKey(
+        OperationsTeam, on_delete=models.PROTECT, related_name="incoming_projects", null=True, blank=True
+    )
+    planned_start = models.DateField(null=True, blank=True)
+    planned_handover = models.DateField(null=True, blank=True)
+    actual_handover = models.DateField(
+        null=True, blank=True, editable=False, help_text="Set when operations accepts the handover."
+    )
+    confidential = models.BooleanField(
+        default=False, help_text="Visible only to its manager, members, the receiving team and admins."
+    )
+    stage = models.CharField(max_length=20, choices=Stage.choices, default=Stage.INITIATION, editable=False)
+    stage_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Kept by handover.services (handover depends on projects, never the reverse): whether the project has an
+    # active handover plan, so that the planning gate can be checked without importing the handover app.
+    has_handover_plan = models.BooleanField(default=False, editable=False)
+    version = models.PositiveIntegerField(default=1, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["code"]
+        indexes = [models.Index(fields=["stage", "planned_handover"], name="project_stage_planned")]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    @property
+    def is_final(self) -> bool:
+        return self.stage in FINAL_STAGES
+
+
+class ProjectEvent(models.Model):
+    """Append-only history of a project: stage moves (from, to, who, when, why) and other changes."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=30, choices=ProjectEventKind.choices)
+    from_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)
+    to_stage = models.CharField(max_length=20, choices=Stage.choices, blank=True)
+    reason = models.TextField(blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["project", "created_at"], name="projectevent_project_time")]
+
+    def __str__(self) -> str:
+        if self.kind == ProjectEventKind.STAGE_CHANGED:
+            return f"{self.project.code}: {self.from_stage} → {self.to_stage}"
+        return f"{self.project.code}: {self.get_kind_display()}"
