@@ -1,0 +1,791 @@
+import django_filters
+from django.contrib.auth import get_user_model
+from django.db.models import Count, F, FloatField, Prefetch, Q
+from django.db.models.functions import Cast, NullIf
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from config.api import (
+    LIST_ERRORS,
+    READ_ERRORS,
+    WRITE_ERRORS,
+    IdFilter,
+    StrictBooleanFilter,
+    action_schema,
+    error_responses,
+    expected_version,
+    with_etag,
+)
+from operations.selectors import teams_of
+from projects.models import Project
+
+from .. import outbox, services, stalls
+from ..choices import ACCEPTED_STATUSES, Channel, HandoverStatus, ItemStatus, Risk, Side, StallRule
+from ..models import (
+    ApiToken,
+    ChecklistItem,
+    ChecklistTemplate,
+    Condition,
+    Evidence,
+    Handover,
+    Notification,
+    StallFlag,
+    WebhookSubscription,
+)
+from ..selectors import handovers_visible_to
+from .serializers import (
+    AcceptWithConditionsSerializer,
+    AcknowledgeSerializer,
+    ActivitySerializer,
+    CommentSerializer,
+    CommentWriteSerializer,
+    CompleteSerializer,
+    ConditionSerializer,
+    DecisionSerializer,
+    EmptySerializer,
+    EvidenceSerializer,
+    EvidenceWriteSerializer,
+    HandoverCreateSerializer,
+    HandoverSerializer,
+    HandoverUpdateSerializer,
+    HypercareSerializer,
+    ItemCreateSerializer,
+    ItemSerializer,
+    ItemUpdateSerializer,
+    JustificationSerializer,
+    MarkedSerializer,
+    MarkReadSerializer,
+    MeSerializer,
+    NoteSerializer,
+    NotificationSerializer,
+    OptionalReasonSerializer,
+    ReasonSerializer,
+    ReturnSerializer,
+    SnoozeSerializer,
+    StallFlagSerializer,
+    TemplateSerializer,
+    TemplateUpdateSerializer,
+    TemplateWriteSerializer,
+    TokenCreatedSerializer,
+    TokenCreateSerializer,
+    TokenSerializer,
+    WebhookCreatedSerializer,
+    WebhookDeliverySerializer,
+    WebhookSerializer,
+    WebhookWriteSerializer,
+)
+
+User = get_user_model()
+
+
+def _validated(serializer_class, request, **kwargs) -> dict:
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+def _items_queryset():
+    return ChecklistItem.objects.select_related(
+        "assignee", "done_by", "verified_by", "waiver_requested_by", "waiver_approved_by"
+    ).prefetch_related(Prefetch("evidence", queryset=Evidence.objects.select_related("added_by")))
+
+
+# ---------------------------------------------------------------------------------------------- templates
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: TemplateSerializer(many=True), **error_responses(*LIST_ERRORS)}),
+    retrieve=extend_schema(responses={200: TemplateSerializer, **error_responses(*READ_ERRORS)}),
+    create=extend_schema(
+        request=TemplateWriteSerializer, responses={201: TemplateSerializer, **error_responses(400, 401, 403)}
+    ),
+    partial_update=extend_schema(
+        request=TemplateUpdateSerializer,
+        responses={200: TemplateSerializer, **error_responses(*WRITE_ERRORS)},
+        description="Changing items or the description creates a new version; live handovers keep theirs.",
+    ),
+)
+class TemplateViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Checklist templates: everyone signed in reads; administrators write."""
+
+    serializer_class = TemplateSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    queryset = ChecklistTemplate.objects.prefetch_related("items")
+    filterset_fields = ["kind", "is_active"]
+    search_fields = ["name", "description"]
+    ordering_fields = ["name", "version", "created_at"]
+
+    def create(self, request, *args, **kwargs):
+        data = _validated(TemplateWriteSerializer, request)
+        items = [services.TemplateItemSpec(**item) for item in data.pop("items")]
+        template = services.template_create(by=request.user, items=items, **data)
+        return Response(TemplateSerializer(self.get_queryset().get(pk=template.pk)).data, status=201)
+
+    def partial_update(self, request, *args, **kwargs):
+        template = self.get_object()
+        data = _validated(TemplateUpdateSerializer, request)
+        if "items" in data:
+            data["items"] = [services.TemplateItemSpec(**item) for item in data["items"]]
+        template = services.template_update(template=template, by=request.user, **data)
+        return Response(TemplateSerializer(self.get_queryset().get(pk=template.pk)).data)
+
+
+# ---------------------------------------------------------------------------------------------- handovers
+
+
+@extend_schema_field(OpenApiTypes.BOOL)
+class BoolFilter(StrictBooleanFilter):
+    pass
+
+
+# Filters by id choose among what the caller can see: a confidential project's id is as unknown as a missing one.
+def _visible_projects(request):
+    return Project.objects.visible_to(request.user) if request else Project.objects.none()
+
+
+def _visible_handovers(request):
+    return handovers_visible_to(request.user) if request else Handover.objects.none()
+
+
+class HandoverFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=HandoverStatus.choices)
+    project = django_filters.ModelChoiceFilter(queryset=_visible_projects)
+    manager = IdFilter(field_name="project__manager")
+    overdue = BoolFilter(method="filter_overdue", label="Target date passed and not yet accepted")
+    readiness_risk = django_filters.ChoiceFilter(
+        choices=[*Risk.choices, ("overall", "Overall")],
+        method="filter_noop",
+        label="The risk that readiness_below applies to (default overall)",
+    )
+    readiness_below = django_filters.NumberFilter(
+        method="filter_readiness_below", label="Share of mandatory items verified below this value (0 to 1)"
+    )
+    has_open_stall = BoolFilter(method="filter_has_open_stall", label="Has an open stall flag")
+    target_date_before = django_filters.DateFilter(field_name="target_date", lookup_expr="lte")
+    target_date_after = django_filters.DateFilter(field_name="target_date", lookup_expr="gte")
+
+    class Meta:
+        model = Handover
+        fields = ["status", "project", "receiving_team", "operations_owner", "service", "manager"]
+
+    def filter_noop(self, queryset, name, value):
+        return queryset
+
+    def filter_has_open_stall(self, queryset, name, value):
+        flagged = StallFlag.objects.filter(resolved_at__isnull=True).values("handover_id")
+        return queryset.filter(pk__in=flagged) if value else queryset.exclude(pk__in=flagged)
+
+    def filter_overdue(self, queryset, name, value):
+        overdue = Q(target_date__lt=timezone.localdate()) & ~Q(
+            status__in=[*ACCEPTED_STATUSES, HandoverStatus.CANCELLED]
+        )
+        return queryset.filter(overdue) if value else queryset.exclude(overdue)
+
+    def filter_readiness_below(self, queryset, name, value):
+        if not 0 <= value <= 1:
+            raise serializers.ValidationError({"readiness_below": ["Give a share between 0 and 1."]})
+        risk = self.data.get("readiness_risk") or "overall"
+        scope = Q(items__mandatory=True) if risk == "overall" else Q(items__mandatory=True, items__risk=risk)
+        verified = Q(items__status=ItemStatus.VERIFIED) | Q(
+            items__status=ItemStatus.WAIVED, items__waiver_approved_by__isnull=False
+        )
+        ids = (
+            queryset.order_by()
+            .annotate(
+                _applicable=Count("items", filter=scope & ~Q(items__status=ItemStatus.NOT_APPLICABLE)),
+                _verified=Count("items", filter=scope & verified),
+            )
+            .annotate(_share=Cast(F("_verified"), FloatField()) / NullIf(Cast(F("_applicable"), FloatField()), 0.0))
+            .filter(_share__lt=value)
+            .values("pk")
+        )
+        return queryset.filter(pk__in=ids)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: HandoverSerializer(many=True), **error_responses(*LIST_ERRORS)}),
+    retrieve=extend_schema(responses={200: HandoverSerializer, **error_responses(*READ_ERRORS)}),
+    create=extend_schema(
+        request=HandoverCreateSerializer,
+        responses={201: HandoverSerializer, **error_responses(400, 401, 403, 409)},
+        summary="Plan a project's handover from a template",
+    ),
+    partial_update=extend_schema(
+        request=HandoverUpdateSerializer, responses={200: HandoverSerializer, **error_responses(*WRITE_ERRORS)}
+    ),
+)
+class HandoverViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Handovers with their readiness per risk, and every move of their lifecycle as an action.
+
+    Send ``If-Match`` with the ETag you read (or ``version`` in the body) to refuse a lost update with 412.
+    """
+
+    serializer_class = HandoverSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    filterset_class = HandoverFilter
+    search_fields = ["project__code", "project__name", "deliverables"]
+    ordering_fields = ["target_date", "status", "last_activity_at", "created_at", "submitted_at"]
+    ordering = ["target_date", "id"]
+
+    def get_queryset(self):
+        return (
+            handovers_visible_to(self.request.user)
+            .select_related("project__manager", "template", "receiving_team", "service", "operations_owner")
+            .prefetch_related(
+                Prefetch(
+                    "items",
+                    queryset=ChecklistItem.objects.only(
+                        "id", "handover_id", "risk", "mandatory", "status", "waiver_approved_by_id"
+                    ),
+                )
+            )
+        )
+
+    def _respond(self, handover, status_code=status.HTTP_200_OK) -> Response:
+        handover = self.get_queryset().get(pk=handover.pk)
+        return with_etag(Response(HandoverSerializer(handover).data, status=status_code), handover.version)
+
+    def retrieve(self, request, *args, **kwargs):
+        handover = self.get_object()
+        return with_etag(Response(HandoverSerializer(handover).data), handover.version)
+
+    def create(self, request, *args, **kwargs):
+        data = _validated(HandoverCreateSerializer, request, user=request.user)
+        handover = services.handover_create(by=request.user, **data)
+        return self._respond(handover, status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        handover = self.get_object()
+        data = _validated(HandoverUpdateSerializer, request)
+        handover = services.handover_update(
+            handover=handover, by=request.user, expected_version=expected_version(request), **data
+        )
+        return self._respond(handover)
+
+    def _act(self, request, service, serializer_class=None, **extra):
+        handover = self.get_object()
+        data = _validated(serializer_class, request) if serializer_class else {}
+        handover = service(
+            handover=handover, by=request.user, expected_version=expected_version(request), **data, **extra
+        )
+        return self._respond(handover)
+
+    @action_schema(request=None, response=HandoverSerializer, summary="Submit the handover to operations")
+    @action(detail=True, methods=["post"])
+    def submit(self, request, pk=None):
+        """The project manager submits: every mandatory item done, waived or not applicable."""
+        return self._act(request, services.handover_submit, EmptySerializer)
+
+    @action_schema(request=NoteSerializer, response=HandoverSerializer, summary="Accept the handover")
+    @action(detail=True, methods=["post"])
+    def accept(self, request, pk=None):
+        """The operations owner accepts: every mandatory item verified, waived with approval or not applicable."""
+        return self._act(request, services.handover_accept, NoteSerializer)
+
+    @action_schema(
+        request=AcceptWithConditionsSerializer, response=HandoverSerializer, summary="Accept with conditions"
+    )
+    @action(detail=True, methods=["post"], url_path="accept-with-conditions")
+    def accept_with_conditions(self, request, pk=None):
+        """Accept, attaching follow-on conditions (text, owner, due date) that survive the project's closure."""
+        return self._act(request, services.handover_accept_with_conditions, AcceptWithConditionsSerializer)
+
+    @action_schema(request=ReturnSerializer, response=HandoverSerializer, summary="Return the handover")
+    @action(detail=True, methods=["post"], url_path="return")
+    def return_(self, request, pk=None):
+        """Return the handover to the project with a reason, sending the listed items back."""
+        return self._act(request, services.handover_return, ReturnSerializer)
+
+    @action_schema(request=HypercareSerializer, response=HandoverSerializer, summary="Start hypercare")
+    @action(detail=True, methods=["post"], url_path="start-hypercare")
+    def start_hypercare(self, request, pk=None):
+        """Open the early-life-support window after acceptance."""
+        return self._act(request, services.handover_start_hypercare, HypercareSerializer)
+
+    @action_schema(request=NoteSerializer, response=HandoverSerializer, summary="Complete the handover")
+    @action(detail=True, methods=["post"])
+    def complete(self, request, pk=None):
+        """End hypercare."""
+        return self._act(request, services.handover_complete, NoteSerializer)
+
+    @action_schema(request=ReasonSerializer, response=HandoverSerializer, summary="Cancel the handover")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Withdraw the handover before acceptance, with a reason."""
+        return self._act(request, services.handover_cancel, ReasonSerializer)
+
+    @extend_schema(methods=["GET"], responses={200: ItemSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(
+        methods=["POST"],
+        request=ItemCreateSerializer,
+        responses={201: ItemSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    def items(self, request, pk=None):
+        """The checklist, in order; the manager or the operations owner may add an item."""
+        handover = self.get_object()
+        if request.method == "POST":
+            item = services.item_add(handover=handover, by=request.user, **_validated(ItemCreateSerializer, request))
+            return Response(ItemSerializer(_items_queryset().get(pk=item.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(ItemSerializer(_items_queryset().filter(handover=handover), many=True).data)
+
+    @extend_schema(responses={200: ActivitySerializer(many=True), **error_responses(*READ_ERRORS)})
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def activity(self, request, pk=None):
+        """Every recorded change, newest first: who, what, when, from which state."""
+        handover = self.get_object()
+        page = self.paginate_queryset(handover.activity.select_related("actor").order_by("-created_at", "-id"))
+        return self.get_paginated_response(ActivitySerializer(page, many=True).data)
+
+    @extend_schema(responses={200: DecisionSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def decisions(self, request, pk=None):
+        """Operations' decisions, oldest first, each with the checklist frozen as it stood."""
+        handover = self.get_object()
+        decisions = handover.decisions.select_related("decided_by").prefetch_related(
+            Prefetch("conditions", queryset=Condition.objects.select_related("owner", "met_by"))
+        )
+        return Response(DecisionSerializer(decisions, many=True).data)
+
+    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(
+        methods=["POST"],
+        request=CommentWriteSerializer,
+        responses={201: CommentSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
+    def comments(self, request, pk=None):
+        """Comments on the handover and its items, oldest first; participants may comment."""
+        handover = self.get_object()
+        if request.method == "POST":
+            comment = services.comment_add(
+                handover=handover, by=request.user, **_validated(CommentWriteSerializer, request)
+            )
+            return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+        page = self.paginate_queryset(handover.comments.select_related("author"))
+        return self.get_paginated_response(CommentSerializer(page, many=True).data)
+
+    @extend_schema(responses={200: ConditionSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    def conditions(self, request, pk=None):
+        """Conditions attached when the handover was accepted with conditions."""
+        handover = self.get_object()
+        return Response(ConditionSerializer(handover.conditions.select_related("owner", "met_by"), many=True).data)
+
+
+# ------------------------------------------------------------------------------------------------- items
+
+
+class ItemFilter(django_filters.FilterSet):
+    handover = django_filters.ModelChoiceFilter(queryset=_visible_handovers)
+    status = django_filters.MultipleChoiceFilter(choices=ItemStatus.choices)
+    risk = django_filters.ChoiceFilter(choices=Risk.choices)
+    side = django_filters.ChoiceFilter(choices=Side.choices)
+
+    class Meta:
+        model = ChecklistItem
+        fields = ["handover", "status", "risk", "side", "assignee", "mandatory"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: ItemSerializer(many=True), **error_responses(*LIST_ERRORS)}),
+    retrieve=extend_schema(responses={200: ItemSerializer, **error_responses(*READ_ERRORS)}),
+    partial_update=extend_schema(
+        request=ItemUpdateSerializer, responses={200: ItemSerializer, **error_responses(*WRITE_ERRORS)}
+    ),
+)
+class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+    """Checklist items across the handovers you can see, and every move of an item as an action."""
+
+    serializer_class = ItemSerializer
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    filterset_class = ItemFilter
+    search_fields = ["title", "guidance"]
+    ordering_fields = ["position", "due_date", "status", "status_changed_at"]
+    ordering = ["handover", "position", "id"]
+
+    def get_queryset(self):
+        return _items_queryset().filter(handover__in=handovers_visible_to(self.request.user).values("pk"))
+
+    def _respond(self, item) -> Response:
+        item = _items_queryset().get(pk=item.pk)
+        return with_etag(Response(ItemSerializer(item).data), item.version)
+
+    def retrieve(self, request, *args, **kwargs):
+        item = self.get_object()
+        return with_etag(Response(ItemSerializer(item).data), item.version)
+
+    def partial_update(self, request, *args, **kwargs):
+        item = self.get_object()
+        data = _validated(ItemUpdateSerializer, request)
+        return self._respond(
+            services.item_update(item=item, by=request.user, expected_version=expected_version(request), **data)
+        )
+
+    def _act(self, request, service, serializer_class=None, **extra):
+        item = self.get_object()
+        data = _validated(serializer_class, request) if serializer_class else {}
+        return self._respond(
+            service(item=item, by=request.user, expected_version=expected_version(request), **data, **extra)
+        )
+
+    @action_schema(request=CompleteSerializer, response=ItemSerializer, summary="Mark the item done")
+    @action(detail=True, methods=["post"])
+    def complete(self, request, pk=None):
+        """The responsible side marks the item done, with evidence (a link or a note) unless it has some."""
+        evidence = _validated(CompleteSerializer, request).get("evidence") or {}
+        item = self.get_object()
+        item = services.item_complete(
+            item=item,
+            by=request.user,
+            evidence_url=evidence.get("url", ""),
+            evidence_text=evidence.get("text", ""),
+            expected_version=expected_version(request),
+        )
+        return self._respond(item)
+
+    @action_schema(request=NoteSerializer, response=ItemSerializer, summary="Verify the item")
+    @action(detail=True, methods=["post"])
+    def verify(self, request, pk=None):
+        """Operations confirms a done item; nobody verifies their own work."""
+        return self._act(request, services.item_verify, NoteSerializer)
+
+    @action_schema(request=ReasonSerializer, response=ItemSerializer, summary="Send the item back")
+    @action(detail=True, methods=["post"], url_path="send-back")
+    def send_back(self, request, pk=None):
+        """Operations sends a done item back to open, saying what is missing."""
+        return self._act(request, services.item_send_back, ReasonSerializer)
+
+    @action_schema(request=JustificationSerializer, response=ItemSerializer, summary="Waive the item")
+    @action(detail=True, methods=["post"])
+    def waive(self, request, pk=None):
+        """Waive with a justification: approved at once by the operations owner, pending when the manager asks."""
+        return self._act(request, services.item_waive, JustificationSerializer)
+
+    @action_schema(request=None, response=ItemSerializer, summary="Approve a pending waiver")
+    @action(detail=True, methods=["post"], url_path="approve-waiver")
+    def approve_waiver(self, request, pk=None):
+        """The operations owner approves a waiver the project side asked for."""
+        return self._act(request, services.item_approve_waiver, EmptySerializer)
+
+    @action_schema(request=ReasonSerializer, response=ItemSerializer, summary="Mark the item not applicable")
+    @action(detail=True, methods=["post"], url_path="not-applicable")
+    def not_applicable(self, request, pk=None):
+        """Declare the item does not apply, with a reason; readiness shows it apart."""
+        return self._act(request, services.item_mark_not_applicable, ReasonSerializer)
+
+    @action_schema(request=OptionalReasonSerializer, response=ItemSerializer, summary="Reopen the item")
+    @action(detail=True, methods=["post"])
+    def reopen(self, request, pk=None):
+        """Put the item back to open."""
+        return self._act(request, services.item_reopen, OptionalReasonSerializer)
+
+    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(
+        methods=["POST"],
+        request=CommentWriteSerializer,
+        responses={201: CommentSerializer, **error_responses(400, 401, 403, 404)},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    def comments(self, request, pk=None):
+        """Comments on the item, oldest first."""
+        item = self.get_object()
+        if request.method == "POST":
+            comment = services.comment_add(
+                handover=item.handover, item=item, by=request.user, **_validated(CommentWriteSerializer, request)
+            )
+            return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
+        return Response(CommentSerializer(item.comments.select_related("author"), many=True).data)
+
+    @extend_schema(methods=["GET"], responses={200: EvidenceSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(
+        methods=["POST"],
+        request=EvidenceWriteSerializer,
+        responses={201: EvidenceSerializer, **error_responses(400, 401, 403, 404, 409)},
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    def evidence(self, request, pk=None):
+        """Evidence on the item; those who work or verify it may add a link or a note."""
+        item = self.get_object()
+        if request.method == "POST":
+            evidence = services.evidence_add(item=item, by=request.user, **_validated(EvidenceWriteSerializer, request))
+            return Response(EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
+        return Response(EvidenceSerializer(item.evidence.select_related("added_by"), many=True).data)
+
+
+# -------------------------------------------------------------------------------------------- conditions
+
+
+class ConditionFilter(django_filters.FilterSet):
+    handover = django_filters.ModelChoiceFilter(queryset=_visible_handovers)
+
+    class Meta:
+        model = Condition
+        fields = ["handover", "owner", "status"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: ConditionSerializer(many=True), **error_responses(*LIST_ERRORS)}),
+    retrieve=extend_schema(responses={200: ConditionSerializer, **error_responses(*READ_ERRORS)}),
+)
+class ConditionViewSet(viewsets.ReadOnlyModelViewSet):
+    """Conditions of conditional acceptances: the operations side's follow-on actions."""
+
+    serializer_class = ConditionSerializer
+    filterset_class = ConditionFilter
+    ordering_fields = ["due_date"]
+    ordering = ["due_date", "id"]
+
+    def get_queryset(self):
+        return Condition.objects.select_related("owner", "met_by").filter(
+            handover__in=handovers_visible_to(self.request.user).values("pk")
+        )
+
+    @action_schema(request=NoteSerializer, response=ConditionSerializer, summary="Mark the condition met")
+    @action(detail=True, methods=["post"])
+    def met(self, request, pk=None):
+        """The condition's owner or the operations owner records that it is met."""
+        condition = services.condition_mark_met(
+            condition=self.get_object(), by=request.user, **_validated(NoteSerializer, request)
+        )
+        return Response(ConditionSerializer(condition).data)
+
+
+# ------------------------------------------------------------------------------------------------ tokens
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: TokenSerializer(many=True), **error_responses(*LIST_ERRORS)}),
+    retrieve=extend_schema(responses={200: TokenSerializer, **error_responses(*READ_ERRORS)}),
+    create=extend_schema(
+        request=TokenCreateSerializer, responses={201: TokenCreatedSerializer, **error_responses(400, 401, 403)}
+    ),
+    destroy=extend_schema(responses={204: None, **error_responses(401, 403, 404, 409)}),
+)
+class TokenViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Your API tokens (an administrator sees every token). The secret is shown once, when it is created;
+    ``DELETE`` revokes a token."""
+
+    serializer_class = TokenSerializer
+    filterset_fields = ["read_only"]
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no user
+            return ApiToken.objects.none()
+        tokens = ApiToken.objects.select_related("user")
+        return tokens if self.request.user.is_staff else tokens.filter(user=self.request.user)
+
+    def create(self, request, *args, **kwargs):
+        token, raw = services.token_create(by=request.user, **_validated(TokenCreateSerializer, request))
+        token.token = raw
+        return Response(TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+    def destroy(self, request, *args, **kwargs):
+        services.token_revoke(token=self.get_object(), by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# ---------------------------------------------------------------------------------------------------- me
+
+
+class MeView(APIView):
+    """Who you are, the teams you belong to, and what you manage or own."""
+
+    @extend_schema(responses={200: MeSerializer, **error_responses(401, 403)})
+    def get(self, request):
+        user = request.user
+        teams = list(teams_of(user).values("id", "name", "lead_id"))
+        data = {
+            "id": user.pk,
+            "username": user.get_username(),
+            "name": user.get_full_name() or user.get_username(),
+            "email": user.email,
+            "is_admin": user.is_staff,
+            "token_read_only": getattr(request.auth, "read_only", None),
+            "teams": [{"id": t["id"], "name": t["name"]} for t in teams],
+            "led_teams": [{"id": t["id"], "name": t["name"]} for t in teams if t["lead_id"] == user.pk],
+            "managed_projects": user.managed_projects.count(),
+            "owned_handovers": Handover.objects.filter(operations_owner=user)
+            .exclude(status__in=(HandoverStatus.CANCELLED, HandoverStatus.COMPLETED))
+            .count(),
+        }
+        return Response(MeSerializer(data).data)
+
+
+# -------------------------------------------------------------------------------------------- stall flags
+
+
+class StallFlagFilter(django_filters.FilterSet):
+    handover = django_filters.ModelChoiceFilter(queryset=_visible_handovers)
+    open = BoolFilter(field_name="resolved_at", lookup_expr="isnull", label="Still open")
+    rule = django_filters.ChoiceFilter(choices=StallRule.choices)
+    team = IdFilter(field_name="handover__receiving_team")
+
+    class Meta:
+        model = StallFlag
+        fields = ["handover", "rule", "open", "team"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: StallFlagSerializer(many=True), **error_responses(*LIST_ERRORS)}),
+    retrieve=extend_schema(responses={200: StallFlagSerializer, **error_responses(*READ_ERRORS)}),
+)
+class StallFlagViewSet(viewsets.ReadOnlyModelViewSet):
+    """Stall flags on the handovers you can see: one per episode of a rule being true."""
+
+    serializer_class = StallFlagSerializer
+    filterset_class = StallFlagFilter
+    ordering_fields = ["opened_at", "resolved_at"]
+    ordering = ["-opened_at", "-id"]
+
+    def get_queryset(self):
+        return StallFlag.objects.select_related("handover__project", "acknowledged_by", "snoozed_by").filter(
+            handover__in=handovers_visible_to(self.request.user).values("pk")
+        )
+
+    @action_schema(request=AcknowledgeSerializer, response=StallFlagSerializer, summary="Acknowledge the flag")
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        """The operations owner has seen it and says what happens next; it will not escalate."""
+        flag = stalls.stall_acknowledge(
+            flag=self.get_object(), by=request.user, **_validated(AcknowledgeSerializer, request)
+        )
+        return Response(StallFlagSerializer(self.get_queryset().get(pk=flag.pk)).data)
+
+    @action_schema(request=SnoozeSerializer, response=StallFlagSerializer, summary="Snooze the flag")
+    @action(detail=True, methods=["post"])
+    def snooze(self, request, pk=None):
+        """Hold notifications and escalation until a date (at most 90 days), with a reason."""
+        flag = stalls.stall_snooze(flag=self.get_object(), by=request.user, **_validated(SnoozeSerializer, request))
+        return Response(StallFlagSerializer(self.get_queryset().get(pk=flag.pk)).data)
+
+
+# ---------------------------------------------------------------------------------------- notifications
+
+
+class NotificationFilter(django_filters.FilterSet):
+    unread = BoolFilter(field_name="read_at", lookup_expr="isnull", label="Not yet read")
+
+    class Meta:
+        model = Notification
+        fields = ["unread", "kind"]
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: NotificationSerializer(many=True), **error_responses(*LIST_ERRORS)}),
+    retrieve=extend_schema(responses={200: NotificationSerializer, **error_responses(*READ_ERRORS)}),
+)
+class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
+    """Your in-app inbox: stall flags on handovers you own, manage or lead, newest first."""
+
+    serializer_class = NotificationSerializer
+    filterset_class = NotificationFilter
+    ordering = ["-created_at", "-id"]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Notification.objects.none()
+        return Notification.objects.filter(recipient=self.request.user, channel=Channel.IN_APP).select_related("flag")
+
+    @extend_schema(request=None, responses={200: NotificationSerializer, **error_responses(401, 403, 404)})
+    @action(detail=True, methods=["post"])
+    def read(self, request, pk=None):
+        """Mark one notification read."""
+        notification = self.get_object()
+        _validated(EmptySerializer, request)
+        outbox.notifications_mark_read(user=request.user, ids=[notification.pk])
+        return Response(NotificationSerializer(self.get_queryset().get(pk=notification.pk)).data)
+
+    @extend_schema(request=MarkReadSerializer, responses={200: MarkedSerializer, **error_responses(400, 401, 403)})
+    @action(detail=False, methods=["post"], url_path="read-all")
+    def read_all(self, request):
+        """Mark the given notifications (or all unread ones) read."""
+        marked = outbox.notifications_mark_read(user=request.user, ids=_validated(MarkReadSerializer, request)["ids"])
+        return Response({"marked": marked})
+
+
+# --------------------------------------------------------------------------------------------- webhooks
+
+
+class AdminOnly(BasePermission):
+    message = "Only an administrator may manage webhooks."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_staff)
+
+
+@extend_schema_view(
+    list=extend_schema(responses={200: WebhookSerializer(many=True), **error_responses(*LIST_ERRORS)}),
+    retrieve=extend_schema(responses={200: WebhookSerializer, **error_responses(*READ_ERRORS)}),
+    create=extend_schema(
+        request=WebhookWriteSerializer, responses={201: WebhookCreatedSerializer, **error_responses(400, 401, 403)}
+    ),
+    partial_update=extend_schema(
+        request=WebhookWriteSerializer, responses={200: WebhookSerializer, **error_responses(400, 401, 403, 404)}
+    ),
+    destroy=extend_schema(responses={204: None, **error_responses(401, 403, 404)}),
+)
+class WebhookViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Outbound webhooks (administrators): signed the Standard Webhooks way, retried with capped backoff."""
+
+    serializer_class = WebhookSerializer
+    permission_classes = [*viewsets.GenericViewSet.permission_classes, AdminOnly]
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    queryset = WebhookSubscription.objects.all()
+    ordering = ["-created_at", "-id"]
+
+    def create(self, request, *args, **kwargs):
+        data = _validated(WebhookWriteSerializer, request)
+        if "url" not in data:
+            raise serializers.ValidationError({"url": ["This field is required."]})
+        subscription = outbox.webhook_create(by=request.user, **data)
+        return Response(WebhookCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, *args, **kwargs):
+        data = _validated(WebhookWriteSerializer, request)
+        subscription = outbox.webhook_update(subscription=self.get_object(), by=request.user, **data)
+        return Response(WebhookSerializer(subscription).data)
+
+    def destroy(self, request, *args, **kwargs):
+        outbox.webhook_delete(subscription=self.get_object(), by=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={200: WebhookDeliverySerializer(many=True), **error_responses(*READ_ERRORS)})
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def deliveries(self, request, pk=None):
+        """The delivery log, newest first: status, attempts and the receiver's response code."""
+        subscription = self.get_object()
+        page = self.paginate_queryset(subscription.deliveries.select_related("event").order_by("-created_at", "-id"))
+        return self.get_paginated_response(WebhookDeliverySerializer(page, many=True).data)

@@ -1,0 +1,18 @@
+"""What every page's navigation shows about the signed-in user."""
+
+from django.utils.functional import SimpleLazyObject
+
+from .choices import Channel
+from .models import Notification
+
+
+def navigation(request) -> dict:
+    """The number of unread in-app notifications, counted only if the page shows it (one query)."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    return {
+        "unread_notifications": SimpleLazyObject(
+            lambda: Notification.objects.filter(recipient=user, channel=Channel.IN_APP, read_at__isnull=True).count()
+        )
+    }

@@ -1,0 +1,454 @@
+"""Reads about handovers that are more than a filter: roles, readiness and snapshots."""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import date
+
+from django.db.models import Count, Q, QuerySet
+from django.utils import timezone
+
+from operations.models import OperationsTeam
+from operations.selectors import is_team_lead, is_team_member
+from projects.models import Project
+
+from .choices import (
+    ACCEPTED_STATUSES,
+    HANDOVER_TRANSITIONS,
+    ITEM_TRANSITIONS,
+    OPEN_STATUSES,
+    ActivityVerb,
+    ConditionStatus,
+    HandoverStatus,
+    ItemStatus,
+    Risk,
+    Side,
+)
+from .models import Activity, ChecklistItem, Condition, Handover, StallFlag
+
+# ---------------------------------------------------------------------------------------------------- roles
+
+
+def is_manager(handover: Handover, user) -> bool:
+    """The project's manager, or an administrator."""
+    return bool(user.is_authenticated and (user.is_staff or handover.project.manager_id == user.pk))
+
+
+def is_operations_owner(handover: Handover, user) -> bool:
+    """The handover's operations owner, the receiving team's lead, or an administrator."""
+    return bool(
+        user.is_authenticated
+        and (user.is_staff or handover.operations_owner_id == user.pk or is_team_lead(handover.receiving_team, user))
+    )
+
+
+def is_operations_member(handover: Handover, user) -> bool:
+    """Anyone on the receiving side: owner, lead, team member, or an administrator."""
+    return is_operations_owner(handover, user) or is_team_member(handover.receiving_team, user)
+
+
+def is_project_member(handover: Handover, user) -> bool:
+    return bool(user.is_authenticated and handover.project.members.filter(pk=user.pk).exists())
+
+
+def is_participant(handover: Handover, user) -> bool:
+    return is_manager(handover, user) or is_operations_member(handover, user) or is_project_member(handover, user)
+
+
+def can_work_item(item: ChecklistItem, user) -> bool:
+    """Who may complete an item: its responsible side (project members only for items assigned to them)."""
+    handover = item.handover
+    if item.side == Side.OPERATIONS:
+        return is_operations_member(handover, user)
+    if is_manager(handover, user):
+        return True
+    return bool(user.is_authenticated and item.assignee_id == user.pk and is_project_member(handover, user))
+
+
+def can_verify_item(item: ChecklistItem, user) -> bool:
+    """The operations owner verifies any item; a team member verifies operations-side items."""
+    handover = item.handover
+    if is_operations_owner(handover, user):
+        return True
+    return item.side == Side.OPERATIONS and is_operations_member(handover, user)
+
+
+def handovers_visible_to(user) -> QuerySet[Handover]:
+    return Handover.objects.filter(project__in=Project.objects.visible_to(user))
+
+
+# ------------------------------------------------------------------------------------------------ readiness
+
+
+@dataclass(frozen=True)
+class RiskReadiness:
+    """How far the mandatory items of one risk (or of all) have got."""
+
+    mandatory: int
+    not_applicable: int
+    done: int
+    verified: int
+    waived_pending: int
+
+    @property
+    def applicable(self) -> int:
+        return self.mandatory - self.not_applicable
+
+    @property
+    def done_ratio(self) -> float | None:
+        return self.done / self.applicable if self.applicable else None
+
+    @property
+    def verified_ratio(self) -> float | None:
+        return self.verified / self.applicable if self.applicable else None
+
+    def as_dict(self) -> dict:
+        return {
+            **asdict(self),
+            "applicable": self.applicable,
+            "done_ratio": _round(self.done_ratio),
+            "verified_ratio": _round(self.verified_ratio),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Readiness per risk and overall (DOMAIN.md): verified-or-approved-waived and, separately, done.
+
+    Not-applicable items are left out of the shares and counted apart, so they never silently count as met.
+    """
+
+    by_risk: dict[str, RiskReadiness]
+    overall: RiskReadiness
+
+    def as_dict(self) -> dict:
+        return {"overall": self.overall.as_dict(), **{risk: r.as_dict() for risk, r in self.by_risk.items()}}
+
+
+_DONE = (ItemStatus.DONE, ItemStatus.VERIFIED, ItemStatus.WAIVED)
+_COUNTS = ("mandatory", "not_applicable", "done", "verified", "waived_pending")
+
+
+def _empty_counts() -> dict[Risk, dict[str, int]]:
+    return {risk: dict.fromkeys(_COUNTS, 0) for risk in Risk}
+
+
+def readiness_from_items(items: Iterable[ChecklistItem]) -> Readiness:
+    """Readiness of already-loaded items (no query)."""
+    counts = _empty_counts()
+    for item in items:
+        if not item.mandatory:
+            continue
+        c = counts[Risk(item.risk)]
+        c["mandatory"] += 1
+        c["not_applicable"] += item.status == ItemStatus.NOT_APPLICABLE
+        c["done"] += item.status in _DONE
+        c["verified"] += item.status == ItemStatus.VERIFIED or item.waiver_approved
+        c["waived_pending"] += item.status == ItemStatus.WAIVED and not item.waiver_approved
+    return _readiness(counts)
+
+
+def handover_readiness(handover: Handover) -> Readiness:
+    """Readiness computed in the database: one grouped query."""
+    # Aliased: an annotation named like a field ("mandatory") would shadow it inside the other aggregates.
+    aggregates = {f"n_{name}": aggregate for name, aggregate in readiness_aggregates().items()}
+    rows = ChecklistItem.objects.filter(handover=handover).values("risk").annotate(**aggregates)
+    counts = _empty_counts()
+    for row in rows:
+        counts[Risk(row["risk"])].update({name: row[f"n_{name}"] for name in _COUNTS})
+    return _readiness(counts)
+
+
+def readiness_aggregates(prefix: str = "") -> dict:
+    """Count aggregates over mandatory checklist items.
+
+    ``prefix`` is the lookup path from the queried model to the items (``"items__"`` from Handover), so a list
+    of handovers can be annotated with its readiness in the same query.
+    """
+    p = prefix
+    mandatory = Q(**{f"{p}mandatory": True})
+    waived = Q(**{f"{p}status": ItemStatus.WAIVED})
+    approved = Q(**{f"{p}waiver_approved_by__isnull": False})
+    return {
+        "mandatory": Count(f"{p}pk", filter=mandatory),
+        "not_applicable": Count(f"{p}pk", filter=mandatory & Q(**{f"{p}status": ItemStatus.NOT_APPLICABLE})),
+        "done": Count(f"{p}pk", filter=mandatory & Q(**{f"{p}status__in": _DONE})),
+        "verified": Count(
+            f"{p}pk", filter=mandatory & (Q(**{f"{p}status": ItemStatus.VERIFIED}) | (waived & approved))
+        ),
+        "waived_pending": Count(f"{p}pk", filter=mandatory & waived & ~approved),
+    }
+
+
+def _readiness(counts: dict) -> Readiness:
+    by_risk = {risk.value: RiskReadiness(**c) for risk, c in counts.items()}
+    overall = RiskReadiness(**{key: sum(c[key] for c in counts.values()) for key in _COUNTS})
+    return Readiness(by_risk=by_risk, overall=overall)
+
+
+# ------------------------------------------------------------------------------------------------ snapshots
+
+
+def checklist_snapshot(handover: Handover) -> dict:
+    """The checklist as it stands, frozen into a decision (two queries)."""
+    items = list(
+        handover.items.select_related("assignee", "done_by", "verified_by", "waiver_approved_by").prefetch_related(
+            "evidence"
+        )
+    )
+    return {
+        "status": handover.status,
+        "target_date": handover.target_date.isoformat(),
+        "readiness": readiness_from_items(items).as_dict(),
+        "items": [
+            {
+                "id": item.pk,
+                "title": item.title,
+                "risk": item.risk,
+                "side": item.side,
+                "mandatory": item.mandatory,
+                "status": item.status,
+                "assignee": _username(item.assignee),
+                "done_by": _username(item.done_by),
+                "done_at": _iso(item.done_at),
+                "verified_by": _username(item.verified_by),
+                "verified_at": _iso(item.verified_at),
+                "waiver_justification": item.waiver_justification,
+                "waiver_approved_by": _username(item.waiver_approved_by),
+                "not_applicable_reason": item.not_applicable_reason,
+                "evidence": [{"url": e.url, "text": e.text, "added_at": _iso(e.added_at)} for e in item.evidence.all()],
+            }
+            for item in items
+        ],
+    }
+
+
+def _username(user) -> str | None:
+    return user.get_username() if user is not None else None
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+# ---------------------------------------------------------------------------------------------- web pages
+# What a page may offer a user, and the lists of what waits on whom. Offering is not deciding: every service
+# still checks its role, state and gate under its lock; these reads only keep off the page the buttons that could
+# not work now. Each mirrors the checks of the service it names, and tests/ui holds them to that.
+
+
+@dataclass(frozen=True)
+class HandoverRoles:
+    """One user's roles on one handover, read once (two queries at most), so that a page deciding what to offer on
+    each item of a checklist does not ask the database once per item."""
+
+    user_id: int | None
+    manager: bool
+    owner: bool
+    operations_member: bool
+    project_member: bool
+
+    @property
+    def participant(self) -> bool:
+        return self.manager or self.operations_member or self.project_member
+
+
+def handover_roles(handover: Handover, user) -> HandoverRoles:
+    """The roles of ``is_manager``, ``is_operations_owner``, ``is_operations_member`` and ``is_project_member``."""
+    return HandoverRoles(
+        user_id=user.pk if user.is_authenticated else None,
+        manager=is_manager(handover, user),
+        owner=is_operations_owner(handover, user),
+        operations_member=is_operations_member(handover, user),
+        project_member=is_project_member(handover, user),
+    )
+
+
+def can_work_item_as(item: ChecklistItem, roles: HandoverRoles) -> bool:
+    """``can_work_item``, from roles already read."""
+    if item.side == Side.OPERATIONS:
+        return roles.operations_member
+    if roles.manager:
+        return True
+    return roles.user_id is not None and item.assignee_id == roles.user_id and roles.project_member
+
+
+def can_verify_item_as(item: ChecklistItem, roles: HandoverRoles) -> bool:
+    """``can_verify_item``, from roles already read."""
+    return roles.owner or (item.side == Side.OPERATIONS and roles.operations_member)
+
+
+# Where the project side may change the checklist (``_require_project_side_can_act``): not while submitted.
+_PROJECT_SIDE_ACTS = frozenset({HandoverStatus.PREPARING, HandoverStatus.RETURNED})
+
+
+def item_actions(item: ChecklistItem, handover: Handover, roles: HandoverRoles) -> frozenset[str]:
+    """The moves on ``item`` to offer now: ``complete``, ``verify``, ``send_back``, ``waive``,
+    ``approve_waiver``, ``not_applicable``, ``reopen``, ``evidence``, ``comment``."""
+    status = handover.status
+    checklist_open = status in OPEN_STATUSES
+    project_side_acts = status in _PROJECT_SIDE_ACTS
+    work, verify = can_work_item_as(item, roles), can_verify_item_as(item, roles)
+    actions: set[str] = set()
+    if roles.participant:
+        actions.add("comment")
+    if (work or verify) and checklist_open:
+        actions.add("evidence")
+    side_may_act = checklist_open if item.side == Side.OPERATIONS else project_side_acts
+    if item.status == ItemStatus.OPEN and work and side_may_act:
+        actions.add("complete")
+    if item.status == ItemStatus.DONE and verify and checklist_open:
+        actions.add("send_back")
+        if item.done_by_id != roles.user_id:  # four eyes: nobody verifies their own work
+            actions.add("verify")
+    # item_waive / item_mark_not_applicable: the owner while the checklist is open, the manager while the
+    # project side may act.
+    may_plan = checklist_open if roles.owner else roles.manager and project_side_acts
+    if may_plan and ItemStatus.WAIVED in ITEM_TRANSITIONS[item.status]:
+        actions.add("waive")
+    if may_plan and ItemStatus.NOT_APPLICABLE in ITEM_TRANSITIONS[item.status]:
+        actions.add("not_applicable")
+    if roles.owner and checklist_open and item.status == ItemStatus.WAIVED and item.waiver_approved_by_id is None:
+        actions.add("approve_waiver")
+    if item.status != ItemStatus.OPEN:
+        if roles.owner:
+            reopen = checklist_open
+        else:
+            takes_back = roles.manager or (item.status == ItemStatus.DONE and work)
+            reopen = takes_back and item.status != ItemStatus.VERIFIED and project_side_acts
+        if reopen:
+            actions.add("reopen")
+    return frozenset(actions)
+
+
+def handover_actions(handover: Handover, roles: HandoverRoles) -> frozenset[str]:
+    """The handover moves to offer now: ``submit``, ``accept``, ``accept_with_conditions``, ``return``,
+    ``start_hypercare``, ``complete``, ``cancel``, ``comment``."""
+    status = handover.status
+    actions: set[str] = set()
+    if roles.participant:
+        actions.add("comment")
+    if roles.manager and not handover.project.is_final and status in _PROJECT_SIDE_ACTS:
+        actions.add("submit")
+    if roles.owner and status == HandoverStatus.SUBMITTED:
+        actions.update({"accept", "accept_with_conditions", "return"})
+    if roles.owner and HandoverStatus.HYPERCARE in HANDOVER_TRANSITIONS[status]:
+        actions.add("start_hypercare")
+    if roles.owner and status == HandoverStatus.HYPERCARE:
+        actions.add("complete")
+    if (roles.manager or roles.owner) and HandoverStatus.CANCELLED in HANDOVER_TRANSITIONS[status]:
+        actions.add("cancel")
+    return frozenset(actions)
+
+
+def stall_flag_actions(flag: StallFlag, user) -> frozenset[str]:
+    """``acknowledge`` and ``snooze`` as ``handover.stalls`` allows them (needs ``flag.handover`` loaded with its
+    receiving team)."""
+    if flag.resolved_at is not None or not is_operations_owner(flag.handover, user):
+        return frozenset()
+    return frozenset({"snooze"} if flag.acknowledged_at is not None else {"snooze", "acknowledge"})
+
+
+def can_mark_condition_met(condition: Condition, handover: Handover, user) -> bool:
+    """As ``condition_mark_met``: the condition's owner or the operations owner, while it is open."""
+    return condition.status == ConditionStatus.OPEN and (
+        condition.owner_id == user.pk or is_operations_owner(handover, user)
+    )
+
+
+def handover_is_overdue(handover: Handover, today: date | None = None) -> bool:
+    """Past its target date and neither accepted nor cancelled (the API's ``overdue`` filter)."""
+    today = today or timezone.localdate()
+    return handover.target_date < today and handover.status not in (*ACCEPTED_STATUSES, HandoverStatus.CANCELLED)
+
+
+def operations_handovers(user) -> QuerySet[Handover]:
+    """Live handovers (not completed or cancelled) coming to a team ``user`` leads or belongs to, or owned by them."""
+    theirs = Handover.objects.filter(
+        Q(receiving_team__lead=user) | Q(receiving_team__members=user) | Q(operations_owner=user)
+    ).values("pk")
+    return (
+        handovers_visible_to(user)
+        .filter(pk__in=theirs)
+        .exclude(status__in=(HandoverStatus.COMPLETED, HandoverStatus.CANCELLED))
+    )
+
+
+def items_sent_back_to(user) -> QuerySet[ChecklistItem]:
+    """Items operations sent back (open again, with the reason) on live handovers of projects ``user`` manages."""
+    return ChecklistItem.objects.filter(
+        handover__project__manager=user, status=ItemStatus.OPEN, handover__status__in=OPEN_STATUSES
+    ).exclude(sent_back_reason="")
+
+
+def items_awaiting_verification_by(user) -> QuerySet[ChecklistItem]:
+    """Done items ``user`` may verify (``can_verify_item`` without an administrator's reach), except their own."""
+    member_of = OperationsTeam.members.through.objects.filter(user=user).values("operationsteam_id")
+    may_verify = (
+        Q(handover__operations_owner=user)
+        | Q(handover__receiving_team__lead=user)
+        | Q(side=Side.OPERATIONS, handover__receiving_team__in=member_of)
+    )
+    return (
+        ChecklistItem.objects.filter(
+            may_verify,
+            status=ItemStatus.DONE,
+            handover__status__in=OPEN_STATUSES,
+            handover__in=handovers_visible_to(user).values("pk"),
+        )
+        .exclude(done_by=user)
+        .distinct()
+    )
+
+
+@dataclass(frozen=True)
+class TeamDecisionTime:
+    """How long a team took from a submission to its decision (accept, accept with conditions or return)."""
+
+    team: OperationsTeam
+    decisions: int
+    average_days: float
+    longest_days: float
+
+
+_DECIDED = (HandoverStatus.ACCEPTED, HandoverStatus.ACCEPTED_WITH_CONDITIONS, HandoverStatus.RETURNED)
+
+
+def decision_times_by_team(user) -> list[TeamDecisionTime]:
+    """Days from each submission to the decision on it, per receiving team, over the handovers ``user`` can see.
+
+    Read from the status history (two queries), so that a resubmission after a return counts as its own round.
+    """
+    rows = (
+        Activity.objects.filter(
+            verb=ActivityVerb.STATUS_CHANGED,
+            to_state__in=(HandoverStatus.SUBMITTED, *_DECIDED),
+            handover__in=handovers_visible_to(user).values("pk"),
+        )
+        .order_by("handover_id", "created_at", "id")
+        .values_list("handover_id", "handover__receiving_team_id", "to_state", "created_at")
+    )
+    days: dict[int, list[float]] = defaultdict(list)
+    submitted: dict[int, object] = {}
+    for handover_id, team_id, to_state, at in rows:
+        if to_state == HandoverStatus.SUBMITTED:
+            submitted[handover_id] = at
+        elif handover_id in submitted:
+            days[team_id].append((at - submitted.pop(handover_id)).total_seconds() / 86400)
+    teams = OperationsTeam.objects.in_bulk(list(days))
+    return sorted(
+        (
+            TeamDecisionTime(
+                team=teams[team_id],
+                decisions=len(values),
+                average_days=sum(values) / len(values),
+                longest_days=max(values),
+            )
+            for team_id, values in days.items()
+        ),
+        key=lambda t: t.team.name,
+    )

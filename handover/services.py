@@ -1,0 +1,1149 @@
+"""Every write to handovers and their checklists: each transition, gate and role check lives here.
+
+Each public function is one transaction. It locks the handover row first (``select_for_update``), re-reads what
+it needs under the lock, checks the transition table, the gate and the role, and only then writes the change and
+its activity entry. A refused call raises a ``config.errors.DomainError`` and writes nothing. Because every write
+to a handover or its items takes the same lock first, two people deciding at once are serialised: the second
+finds the state already moved and is refused.
+"""
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from config.errors import Conflict, IllegalTransition, InvalidInput, NotPermitted
+from config.validation import apply_changes, clean_or_raise, require_text
+from operations.models import Service
+from operations.selectors import is_team_member
+from projects import services as project_services
+from projects.models import Project
+
+from . import outbox
+from .choices import (
+    HANDOVER_TRANSITIONS,
+    ITEM_TRANSITIONS,
+    OPEN_STATUSES,
+    ActivityVerb,
+    ConditionStatus,
+    DecisionKind,
+    EventType,
+    HandoverStatus,
+    ItemStatus,
+    Risk,
+    Side,
+)
+from .models import (
+    Activity,
+    ApiToken,
+    ChecklistItem,
+    ChecklistTemplate,
+    Comment,
+    Condition,
+    Decision,
+    Evidence,
+    Handover,
+    TemplateItem,
+)
+from .selectors import (
+    can_verify_item,
+    can_work_item,
+    checklist_snapshot,
+    is_manager,
+    is_operations_owner,
+    is_participant,
+)
+
+MAX_TEXT = 10_000
+
+# ------------------------------------------------------------------------------------------------- helpers
+
+
+def _lock(handover: Handover) -> Handover:
+    """Lock and re-read the handover; every write starts here so that concurrent writers queue up."""
+    return (
+        Handover.objects.select_for_update(of=("self",)).select_related("project", "receiving_team").get(pk=handover.pk)
+    )
+
+
+def _lock_item(item: ChecklistItem) -> ChecklistItem:
+    handover = _lock(item.handover)
+    item = ChecklistItem.objects.select_for_update().get(pk=item.pk)
+    item.handover = handover
+    return item
+
+
+def _check_version(obj, expected_version: int | None) -> None:
+    if expected_version is not None and obj.version != expected_version:
+        raise Conflict(
+            f"The {obj._meta.verbose_name} changed since you read it (version {expected_version}, now "
+            f"{obj.version}); reload and try again.",
+            rule="stale_version",
+        )
+
+
+def _record(
+    handover: Handover,
+    by,
+    verb: ActivityVerb,
+    *,
+    now: datetime,
+    item: ChecklistItem | None = None,
+    from_state: str = "",
+    to_state: str = "",
+    message: str = "",
+    data: dict | None = None,
+) -> Activity:
+    """Write the activity entry and move the handover's last-activity time (the idle rule reads it)."""
+    Handover.objects.filter(pk=handover.pk).update(last_activity_at=now, version=F("version") + 1, updated_at=now)
+    handover.last_activity_at = now
+    handover.version += 1
+    return Activity.objects.create(
+        handover=handover,
+        item=item,
+        verb=verb,
+        actor=by,
+        from_state=from_state,
+        to_state=to_state,
+        message=message,
+        data=data or {},
+        created_at=now,
+    )
+
+
+def _text(value: str | None, *, field: str, what: str, rule: str) -> str:
+    text = require_text(value, field=field, rule=rule, what=what)
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(f"{field} is longer than {MAX_TEXT} characters.", rule="too_long", field=field)
+    return text
+
+
+def _move_handover(handover: Handover, to: HandoverStatus, *, by, now: datetime, message: str = "") -> None:
+    """Change the handover's status after checking the transition table, and write its history row."""
+    if to not in HANDOVER_TRANSITIONS[handover.status]:
+        raise IllegalTransition(f"A handover cannot move from {handover.status} to {to}.", rule="handover_transition")
+    from_state = handover.status
+    handover.status = to
+    handover.status_changed_at = now
+    handover.save(update_fields=["status", "status_changed_at", *_TIMESTAMP_FIELDS, "updated_at"])
+    _record(handover, by, ActivityVerb.STATUS_CHANGED, now=now, from_state=from_state, to_state=to, message=message)
+    if to in STATUS_EVENTS:
+        outbox.emit(
+            STATUS_EVENTS[to],
+            data={**outbox.handover_payload(handover), "from": from_state, "by": by.get_username(), "message": message},
+            now=now,
+            handover=handover,
+        )
+
+
+# Webhook events for status moves (a return to preparing is not one).
+STATUS_EVENTS = {
+    HandoverStatus.SUBMITTED: EventType.HANDOVER_SUBMITTED,
+    HandoverStatus.ACCEPTED: EventType.HANDOVER_ACCEPTED,
+    HandoverStatus.ACCEPTED_WITH_CONDITIONS: EventType.HANDOVER_ACCEPTED_WITH_CONDITIONS,
+    HandoverStatus.RETURNED: EventType.HANDOVER_RETURNED,
+    HandoverStatus.HYPERCARE: EventType.HANDOVER_HYPERCARE_STARTED,
+    HandoverStatus.COMPLETED: EventType.HANDOVER_COMPLETED,
+    HandoverStatus.CANCELLED: EventType.HANDOVER_CANCELLED,
+}
+
+
+def _item_changed(item: ChecklistItem, by, now: datetime, change: dict) -> None:
+    outbox.emit(
+        EventType.ITEM_UPDATED,
+        data={
+            **outbox.handover_payload(item.handover),
+            "item": {"id": item.pk, "title": item.title, "risk": item.risk, "side": item.side, "status": item.status},
+            "change": change,
+            "by": by.get_username(),
+        },
+        now=now,
+        handover=item.handover,
+    )
+
+
+# Timestamps that a status move may have set on the instance; saved with the status.
+_TIMESTAMP_FIELDS = (
+    "submitted_at",
+    "decided_at",
+    "accepted_at",
+    "return_count",
+    "hypercare_started_at",
+    "hypercare_ends_on",
+    "hypercare_exit_criteria",
+    "completed_at",
+    "cancel_reason",
+)
+
+
+def _require_open(handover: Handover, what: str) -> None:
+    if handover.status not in OPEN_STATUSES:
+        raise IllegalTransition(
+            f"The handover is {handover.status}; its checklist can no longer change ({what}).",
+            rule="handover_closed_for_changes",
+        )
+
+
+def _require_project_side_can_act(handover: Handover, by, *, now: datetime) -> None:
+    """Project-side changes happen while preparing; a returned handover resumes preparing on the manager's change.
+
+    While submitted, the ball is with operations and the project side waits for the decision.
+    """
+    if handover.status == HandoverStatus.SUBMITTED:
+        raise IllegalTransition(
+            "The handover is submitted and waits for operations' decision; the project side cannot change it now.",
+            rule="awaiting_decision",
+        )
+    _require_open(handover, "project-side change")
+    if handover.status == HandoverStatus.RETURNED:
+        _move_handover(handover, HandoverStatus.PREPARING, by=by, now=now, message="Resumed after return.")
+
+
+def _require_can_edit(handover: Handover, by, *, owner: bool, now: datetime, what: str) -> None:
+    """The operations owner may edit while the checklist is open; the project side as in
+    ``_require_project_side_can_act`` (not while submitted; a returned handover resumes preparing)."""
+    if owner:
+        _require_open(handover, what)
+    else:
+        _require_project_side_can_act(handover, by, now=now)
+
+
+def _require_project_active(project: Project) -> None:
+    if project.is_final:
+        raise IllegalTransition(f"The project is {project.stage}.", rule="project_final")
+
+
+# ----------------------------------------------------------------------------------------------- creation
+
+
+@transaction.atomic
+def handover_create(
+    *,
+    project: Project,
+    template: ChecklistTemplate,
+    operations_owner,
+    target_date: date,
+    by,
+    service: Service | None = None,
+    deliverables: str = "",
+    receiving_team=None,
+) -> Handover:
+    """Plan the project's handover: copy the template's items into a new checklist.
+
+    The project manager prepares it; the operations owner must belong to the project's receiving team.
+    """
+    project = Project.objects.select_for_update(of=("self",)).select_related("receiving_team").get(pk=project.pk)
+    if not project_services.can_manage(project, by):
+        raise NotPermitted("Only the project manager or an administrator may prepare a handover.", rule="manager_only")
+    _require_project_active(project)
+    team = project.receiving_team
+    if team is None:
+        raise InvalidInput(
+            "The project has no receiving operations team yet.", rule="receiving_team_required", field="receiving_team"
+        )
+    if receiving_team is not None and getattr(receiving_team, "pk", receiving_team) != team.pk:
+        raise InvalidInput(
+            f"The handover goes to the project's receiving team, {team}.",
+            rule="receiving_team_mismatch",
+            field="receiving_team",
+        )
+    if template is None or not template.is_active:
+        raise InvalidInput("Choose an active checklist template.", rule="template_inactive", field="template")
+    if operations_owner is None or not is_team_member(team, operations_owner):
+        raise InvalidInput(
+            f"The operations owner must be the lead or a member of {team}.",
+            rule="owner_not_in_team",
+            field="operations_owner",
+        )
+    if target_date is None:
+        raise InvalidInput("A target date is required.", rule="target_date_required", field="target_date")
+    if service is not None and service.team_id != team.pk:
+        raise InvalidInput(f"The service must be one of {team}'s.", rule="service_not_in_team", field="service")
+    if Handover.objects.filter(project=project).exclude(status=HandoverStatus.CANCELLED).exists():
+        raise IllegalTransition("This project already has an active handover.", rule="one_active_handover")
+
+    now = timezone.now()
+    handover = Handover(
+        project=project,
+        template=template,
+        template_version=template.version,
+        receiving_team=team,
+        service=service,
+        operations_owner=operations_owner,
+        deliverables=deliverables or "",
+        target_date=target_date,
+        status=HandoverStatus.PREPARING,
+        status_changed_at=now,
+        last_activity_at=now,
+        created_by=by,
+        created_at=now,
+    )
+    clean_or_raise(handover, exclude=["project"])
+    try:
+        with transaction.atomic():
+            handover.save()
+    except IntegrityError as error:  # the partial unique constraint, when two managers race
+        raise IllegalTransition("This project already has an active handover.", rule="one_active_handover") from error
+    ChecklistItem.objects.bulk_create(
+        ChecklistItem(
+            handover=handover,
+            template_item=t,
+            title=t.title,
+            guidance=t.guidance,
+            risk=t.risk,
+            mandatory=t.mandatory,
+            side=t.side,
+            position=t.position,
+        )
+        for t in template.items.all()
+    )
+    _record(handover, by, ActivityVerb.CREATED, now=now, to_state=handover.status, data={"template": str(template)})
+    outbox.emit(EventType.HANDOVER_CREATED, data=outbox.handover_payload(handover), now=now, handover=handover)
+    project_services.project_set_handover_plan(project=project, by=by, planned=True)
+    return handover
+
+
+HANDOVER_EDITABLE = ("deliverables", "target_date", "service", "operations_owner")
+HYPERCARE_EDITABLE = ("hypercare_ends_on", "hypercare_exit_criteria")
+
+
+@transaction.atomic
+def handover_update(*, handover: Handover, by, expected_version: int | None = None, **changes) -> Handover:
+    """Edit the plan (manager or operations owner) or the hypercare window (operations owner)."""
+    handover = _lock(handover)
+    _check_version(handover, expected_version)
+    manager, owner = is_manager(handover, by), is_operations_owner(handover, by)
+    if not (manager or owner):
+        raise NotPermitted(
+            "Only the project manager or the operations owner may edit the handover.", rule="participant_only"
+        )
+    hypercare = set(changes) & set(HYPERCARE_EDITABLE)
+    if hypercare:
+        if not owner:
+            raise NotPermitted("Only the operations owner may change the hypercare window.", rule="owner_only")
+        if handover.status != HandoverStatus.HYPERCARE:
+            raise IllegalTransition("The hypercare window can change only during hypercare.", rule="not_in_hypercare")
+    now = timezone.now()
+    if "operations_owner" in changes and not is_team_member(handover.receiving_team, changes["operations_owner"]):
+        raise InvalidInput(
+            f"The operations owner must be the lead or a member of {handover.receiving_team}.",
+            rule="owner_not_in_team",
+            field="operations_owner",
+        )
+    service = changes.get("service")
+    if service is not None and service.team_id != handover.receiving_team_id:
+        raise InvalidInput(
+            f"The service must be one of {handover.receiving_team}'s.", rule="service_not_in_team", field="service"
+        )
+    diff = apply_changes(handover, changes, allowed=HANDOVER_EDITABLE + HYPERCARE_EDITABLE)
+    if not diff:
+        return handover
+    clean_or_raise(handover, exclude=["project"])
+    if set(diff) - hypercare:
+        _require_can_edit(handover, by, owner=owner, now=now, what="edit the plan")
+    handover.save(update_fields=[*diff, "updated_at"])
+    _record(handover, by, ActivityVerb.UPDATED, now=now, data={"changes": diff})
+    return handover
+
+
+# ---------------------------------------------------------------------------------------- status moves
+
+
+def _mandatory_items_not(handover: Handover, statuses: Iterable[str], *, approved_waivers: bool) -> list[str]:
+    """Titles of mandatory items whose status is outside ``statuses`` (waivers counted only if approved)."""
+    missing = []
+    for item in handover.items.filter(mandatory=True).order_by("position", "id"):
+        if item.status == ItemStatus.WAIVED and approved_waivers and not item.waiver_approved:
+            missing.append(f"{item.title} (waiver not approved)")
+        elif item.status not in statuses:
+            missing.append(item.title)
+    return missing
+
+
+def _summarise(titles: Sequence[str], limit: int = 5) -> str:
+    shown = "; ".join(titles[:limit])
+    return shown + (f"; and {len(titles) - limit} more" if len(titles) > limit else "")
+
+
+@transaction.atomic
+def handover_submit(*, handover: Handover, by, expected_version: int | None = None) -> Handover:
+    """The manager hands the checklist to operations: every mandatory item done, waived or not applicable."""
+    handover = _lock(handover)
+    _check_version(handover, expected_version)
+    if not is_manager(handover, by):
+        raise NotPermitted("Only the project manager may submit the handover.", rule="manager_only")
+    _require_project_active(handover.project)
+    if handover.status not in (HandoverStatus.PREPARING, HandoverStatus.RETURNED):
+        raise IllegalTransition(f"A handover cannot be submitted while {handover.status}.", rule="handover_transition")
+    missing = _mandatory_items_not(
+        handover,
+        (ItemStatus.DONE, ItemStatus.VERIFIED, ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE),
+        approved_waivers=False,
+    )
+    if missing:
+        raise IllegalTransition(
+            f"Submitting needs every mandatory item done, waived or not applicable; {len(missing)} still open: "
+            f"{_summarise(missing)}.",
+            rule="submit_mandatory_open",
+        )
+    now = timezone.now()
+    if handover.status == HandoverStatus.RETURNED:
+        _move_handover(handover, HandoverStatus.PREPARING, by=by, now=now, message="Resumed after return.")
+    handover.submitted_at = now
+    _move_handover(handover, HandoverStatus.SUBMITTED, by=by, now=now)
+    return handover
+
+
+def _require_decision_possible(handover: Handover, by) -> None:
+    if not is_operations_owner(handover, by):
+        raise NotPermitted(
+            "Only the operations owner or the receiving team's lead may decide on the handover.", rule="owner_only"
+        )
+    if handover.status != HandoverStatus.SUBMITTED:
+        raise IllegalTransition(
+            f"Only a submitted handover can be decided; this one is {handover.status}.", rule="not_submitted"
+        )
+
+
+def _require_acceptable(handover: Handover) -> None:
+    missing = _mandatory_items_not(
+        handover, (ItemStatus.VERIFIED, ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE), approved_waivers=True
+    )
+    if missing:
+        raise IllegalTransition(
+            f"Accepting needs every mandatory item verified, waived with approval or not applicable; "
+            f"{len(missing)} not yet: {_summarise(missing)}.",
+            rule="accept_mandatory_unverified",
+        )
+
+
+def _decide(handover: Handover, by, kind: DecisionKind, *, now: datetime, reason: str = "") -> Decision:
+    return Decision.objects.create(
+        handover=handover,
+        kind=kind,
+        decided_by=by,
+        decided_at=now,
+        reason=reason,
+        snapshot=checklist_snapshot(handover),
+    )
+
+
+@dataclass(frozen=True)
+class ConditionInput:
+    """One condition of a conditional acceptance, as given by the operations owner."""
+
+    text: str
+    owner: object
+    due_date: date
+
+
+def _accept(handover: Handover, by, *, kind: DecisionKind, note: str, conditions: Sequence[ConditionInput]):
+    _require_decision_possible(handover, by)
+    _require_acceptable(handover)
+    now = timezone.now()
+    decision = _decide(handover, by, kind, now=now, reason=note)
+    for condition in conditions:
+        Condition.objects.create(
+            handover=handover,
+            decision=decision,
+            text=condition.text,
+            owner=condition.owner,
+            due_date=condition.due_date,
+        )
+    handover.decided_at = handover.accepted_at = now
+    _move_handover(handover, HandoverStatus(kind.value), by=by, now=now, message=note)
+    project_services.project_record_handover_accepted(project=handover.project, by=by, on=timezone.localdate(now))
+    return handover
+
+
+@transaction.atomic
+def handover_accept(*, handover: Handover, by, note: str = "", expected_version: int | None = None) -> Handover:
+    """The operations owner accepts: every mandatory item verified, approved-waived or not applicable."""
+    handover = _lock(handover)
+    _check_version(handover, expected_version)
+    return _accept(handover, by, kind=DecisionKind.ACCEPTED, note=(note or "").strip(), conditions=())
+
+
+@transaction.atomic
+def handover_accept_with_conditions(
+    *,
+    handover: Handover,
+    by,
+    conditions: Sequence[ConditionInput | dict],
+    note: str = "",
+    expected_version: int | None = None,
+) -> Handover:
+    """Accept, attaching follow-on conditions (each with an owner, a due date and a text)."""
+    handover = _lock(handover)
+    _check_version(handover, expected_version)
+    _require_decision_possible(handover, by)
+    if not conditions:
+        raise InvalidInput(
+            "Accepting with conditions needs at least one condition.", rule="conditions_required", field="conditions"
+        )
+    cleaned = [_clean_condition(c, index) for index, c in enumerate(conditions)]
+    return _accept(
+        handover, by, kind=DecisionKind.ACCEPTED_WITH_CONDITIONS, note=(note or "").strip(), conditions=cleaned
+    )
+
+
+def _clean_condition(condition: ConditionInput | dict, index: int) -> ConditionInput:
+    if isinstance(condition, dict):
+        condition = ConditionInput(
+            text=condition.get("text", ""), owner=condition.get("owner"), due_date=condition.get("due_date")
+        )
+    field = f"conditions[{index}]"
+    text = _text(condition.text, field=f"{field}.text", what="A condition's text", rule="condition_text_required")
+    if condition.owner is None or not getattr(condition.owner, "is_active", False):
+        raise InvalidInput(
+            "A condition needs an active owner.", rule="condition_owner_required", field=f"{field}.owner"
+        )
+    if not isinstance(condition.due_date, date):
+        raise InvalidInput("A condition needs a due date.", rule="condition_due_required", field=f"{field}.due_date")
+    if condition.due_date < timezone.localdate():
+        raise InvalidInput(
+            "A condition's due date cannot be in the past.", rule="condition_due_past", field=f"{field}.due_date"
+        )
+    return ConditionInput(text=text, owner=condition.owner, due_date=condition.due_date)
+
+
+@transaction.atomic
+def handover_return(
+    *,
+    handover: Handover,
+    by,
+    reason: str,
+    items: Sequence[ChecklistItem] = (),
+    expected_version: int | None = None,
+) -> Handover:
+    """The operations owner returns the handover with a reason, usually sending items back to the project."""
+    handover = _lock(handover)
+    _check_version(handover, expected_version)
+    _require_decision_possible(handover, by)
+    reason = _text(reason, field="reason", what="A reason for returning the handover", rule="reason_required")
+    item_ids = {getattr(i, "pk", i) for i in items}
+    sent_back = list(ChecklistItem.objects.select_for_update().filter(handover=handover, pk__in=item_ids))
+    if len(sent_back) != len(item_ids):
+        raise InvalidInput(
+            "Some items are not on this handover's checklist.", rule="item_not_in_handover", field="items"
+        )
+    for item in sent_back:
+        if item.status not in (ItemStatus.DONE, ItemStatus.VERIFIED):
+            raise IllegalTransition(
+                f"Only done or verified items can be sent back; {item.title!r} is {item.status}.",
+                rule="item_transition",
+                field="items",
+            )
+    now = timezone.now()
+    _decide(handover, by, DecisionKind.RETURNED, now=now, reason=reason)
+    for item in sent_back:
+        item.handover = handover  # the locked instance, so that its version counts every change
+        _move_item(item, ItemStatus.OPEN, by=by, now=now, message=reason, sent_back_reason=reason)
+    handover.decided_at = now
+    handover.return_count += 1
+    _move_handover(handover, HandoverStatus.RETURNED, by=by, now=now, message=reason)
+    return handover
+
+
+@transaction.atomic
+def handover_start_hypercare(
+    *, handover: Handover, by, ends_on: date, exit_criteria: str, expected_version: int | None = None
+) -> Handover:
+    """Open the early-life-support window after acceptance, with an end date and exit criteria."""
+    handover = _lock(handover)
+    _check_version(handover, expected_version)
+    if not is_operations_owner(handover, by):
+        raise NotPermitted("Only the operations owner may start hypercare.", rule="owner_only")
+    if HandoverStatus.HYPERCARE not in HANDOVER_TRANSITIONS[handover.status]:
+        raise IllegalTransition(
+            f"Hypercare starts after acceptance; the handover is {handover.status}.", rule="handover_transition"
+        )
+    exit_criteria = _text(
+        exit_criteria, field="exit_criteria", what="Hypercare exit criteria", rule="exit_criteria_required"
+    )
+    now = timezone.now()
+    if not isinstance(ends_on, date) or ends_on <= timezone.localdate(now):
+        raise InvalidInput("Hypercare must end after today.", rule="hypercare_end_in_past", field="ends_on")
+    handover.hypercare_started_at = now
+    handover.hypercare_ends_on = ends_on
+    handover.hypercare_exit_criteria = exit_criteria
+    _move_handover(handover, HandoverStatus.HYPERCARE, by=by, now=now)
+    return handover
+
+
+@transaction.atomic
+def handover_complete(*, handover: Handover, by, note: str = "", expected_version: int | None = None) -> Handover:
+    """End hypercare: operations now runs the result on its own. Open conditions stay open as follow-on actions."""
+    handover = _lock(handover)
+    _check_version(handover, expected_version)
+    if not is_operations_owner(handover, by):
+        raise NotPermitted("Only the operations owner may complete the handover.", rule="owner_only")
+    if handover.status != HandoverStatus.HYPERCARE:
+        raise IllegalTransition(
+            f"A handover completes at the end of hypercare; this one is {handover.status}.",
+            rule="handover_transition",
+        )
+    now = timezone.now()
+    handover.completed_at = now
+    _move_handover(handover, HandoverStatus.COMPLETED, by=by, now=now, message=(note or "").strip())
+    return handover
+
+
+@transaction.atomic
+def handover_cancel(*, handover: Handover, by, reason: str, expected_version: int | None = None) -> Handover:
+    """Withdraw the handover before any acceptance; the project may then plan a new one."""
+    handover = _lock(handover)
+    _check_version(handover, expected_version)
+    if not (is_manager(handover, by) or is_operations_owner(handover, by)):
+        raise NotPermitted(
+            "Only the project manager or the operations owner may cancel the handover.", rule="participant_only"
+        )
+    if HandoverStatus.CANCELLED not in HANDOVER_TRANSITIONS[handover.status]:
+        raise IllegalTransition(f"A {handover.status} handover cannot be cancelled.", rule="handover_transition")
+    reason = _text(reason, field="reason", what="A reason for cancelling", rule="reason_required")
+    now = timezone.now()
+    handover.cancel_reason = reason
+    _move_handover(handover, HandoverStatus.CANCELLED, by=by, now=now, message=reason)
+    project_services.project_set_handover_plan(project=handover.project, by=by, planned=False)
+    return handover
+
+
+# ------------------------------------------------------------------------------------------- checklist
+
+
+def _move_item(item: ChecklistItem, to: ItemStatus, *, by, now: datetime, message: str = "", **fields) -> ChecklistItem:
+    """Change an item's status after checking the item transition table, and write its activity entry."""
+    if to not in ITEM_TRANSITIONS[item.status]:
+        raise IllegalTransition(
+            f"An item cannot move from {item.status} to {to}.", rule="item_transition", field="status"
+        )
+    from_state = item.status
+    item.status = to
+    item.status_changed_at = now
+    for name, value in fields.items():
+        setattr(item, name, value)
+    if to == ItemStatus.OPEN:
+        item.done_by = item.done_at = item.verified_by = item.verified_at = None
+        item.waiver_justification = item.not_applicable_reason = ""
+        item.waiver_requested_by = item.waiver_approved_by = item.waiver_approved_at = None
+    item.version += 1
+    item.save()
+    _record(
+        item.handover,
+        by,
+        ActivityVerb.ITEM_STATUS_CHANGED,
+        now=now,
+        item=item,
+        from_state=from_state,
+        to_state=to,
+        message=message,
+    )
+    _item_changed(item, by, now, {"from": from_state, "to": to, "message": message})
+    return item
+
+
+def _evidence(item: ChecklistItem, by, *, url: str, text: str, now: datetime) -> Evidence | None:
+    url, text = (url or "").strip(), (text or "").strip()
+    if not (url or text):
+        return None
+    evidence = Evidence(item=item, url=url, text=text, added_by=by, added_at=now)
+    clean_or_raise(evidence, exclude=["item", "added_by"])
+    evidence.save()
+    _record(item.handover, by, ActivityVerb.EVIDENCE_ADDED, now=now, item=item, data={"url": url, "text": text[:200]})
+    return evidence
+
+
+@transaction.atomic
+def item_complete(
+    *,
+    item: ChecklistItem,
+    by,
+    evidence_url: str = "",
+    evidence_text: str = "",
+    expected_version: int | None = None,
+) -> ChecklistItem:
+    """The responsible side marks the item done, with evidence (a link or a note) unless it already has some."""
+    item = _lock_item(item)
+    _check_version(item, expected_version)
+    handover = item.handover
+    if not can_work_item(item, by):
+        side = "the project manager or the assignee" if item.side == Side.PROJECT else "the operations team"
+        raise NotPermitted(f"This {item.side}-side item is completed by {side}.", rule="responsible_side_only")
+    if item.status != ItemStatus.OPEN:
+        raise IllegalTransition(
+            f"Only an open item can be completed; this one is {item.status}.", rule="item_transition"
+        )
+    if not (evidence_url or evidence_text or "").strip() and not item.evidence.exists():
+        raise InvalidInput(
+            "Completing an item needs evidence: a link or a note.", rule="evidence_required", field="evidence"
+        )
+    now = timezone.now()
+    if item.side == Side.PROJECT:
+        _require_project_side_can_act(handover, by, now=now)
+    else:
+        _require_open(handover, "complete an item")
+    _evidence(item, by, url=evidence_url, text=evidence_text, now=now)
+    return _move_item(item, ItemStatus.DONE, by=by, now=now, done_by=by, done_at=now, sent_back_reason="")
+
+
+@transaction.atomic
+def item_verify(*, item: ChecklistItem, by, note: str = "", expected_version: int | None = None) -> ChecklistItem:
+    """Operations confirms a done item. Nobody verifies their own work."""
+    item = _lock_item(item)
+    _check_version(item, expected_version)
+    if not can_verify_item(item, by):
+        raise NotPermitted(
+            "Items are verified by the operations owner (operations-side items also by the team).",
+            rule="operations_only",
+        )
+    if item.status != ItemStatus.DONE:
+        raise IllegalTransition(f"Only a done item can be verified; this one is {item.status}.", rule="item_transition")
+    if item.done_by_id == by.pk:
+        raise NotPermitted("Someone other than the person who completed the item must verify it.", rule="four_eyes")
+    _require_open(item.handover, "verify an item")
+    now = timezone.now()
+    return _move_item(
+        item, ItemStatus.VERIFIED, by=by, now=now, message=(note or "").strip(), verified_by=by, verified_at=now
+    )
+
+
+@transaction.atomic
+def item_send_back(*, item: ChecklistItem, by, reason: str, expected_version: int | None = None) -> ChecklistItem:
+    """Operations sends a done item back to open, saying what is missing."""
+    item = _lock_item(item)
+    _check_version(item, expected_version)
+    if not can_verify_item(item, by):
+        raise NotPermitted("Only the operations side may send an item back.", rule="operations_only")
+    if item.status != ItemStatus.DONE:
+        raise IllegalTransition(
+            f"Only a done item can be sent back; this one is {item.status}.", rule="item_transition"
+        )
+    _require_open(item.handover, "send an item back")
+    reason = _text(reason, field="reason", what="A reason for sending the item back", rule="reason_required")
+    return _move_item(item, ItemStatus.OPEN, by=by, now=timezone.now(), message=reason, sent_back_reason=reason)
+
+
+@transaction.atomic
+def item_waive(*, item: ChecklistItem, by, justification: str, expected_version: int | None = None) -> ChecklistItem:
+    """Waive an item with a justification.
+
+    Waived by the operations owner, the waiver is approved at once; asked for by the project manager, it waits for
+    the operations owner's approval (``item_approve_waiver``): it counts for submitting, not for accepting.
+    """
+    item = _lock_item(item)
+    _check_version(item, expected_version)
+    handover = item.handover
+    owner, manager = is_operations_owner(handover, by), is_manager(handover, by)
+    if not (owner or manager):
+        raise NotPermitted(
+            "Only the project manager or the operations owner may waive an item.", rule="participant_only"
+        )
+    if ItemStatus.WAIVED not in ITEM_TRANSITIONS[item.status]:
+        raise IllegalTransition(f"A {item.status} item cannot be waived.", rule="item_transition")
+    justification = _text(
+        justification, field="justification", what="A justification for the waiver", rule="justification_required"
+    )
+    now = timezone.now()
+    if owner:
+        _require_open(handover, "waive an item")
+    else:
+        _require_project_side_can_act(handover, by, now=now)
+    return _move_item(
+        item,
+        ItemStatus.WAIVED,
+        by=by,
+        now=now,
+        message=justification,
+        waiver_justification=justification,
+        waiver_requested_by=by,
+        waiver_approved_by=by if owner else None,
+        waiver_approved_at=now if owner else None,
+    )
+
+
+@transaction.atomic
+def item_approve_waiver(*, item: ChecklistItem, by, expected_version: int | None = None) -> ChecklistItem:
+    """The operations owner approves a waiver the project side asked for."""
+    item = _lock_item(item)
+    _check_version(item, expected_version)
+    if not is_operations_owner(item.handover, by):
+        raise NotPermitted("Only the operations owner may approve a waiver.", rule="owner_only")
+    if item.status != ItemStatus.WAIVED or item.waiver_approved_by_id is not None:
+        raise IllegalTransition("Only a waiver waiting for approval can be approved.", rule="waiver_not_pending")
+    _require_open(item.handover, "approve a waiver")
+    now = timezone.now()
+    item.waiver_approved_by, item.waiver_approved_at = by, now
+    item.version += 1
+    item.save(update_fields=["waiver_approved_by", "waiver_approved_at", "version"])
+    _record(item.handover, by, ActivityVerb.WAIVER_APPROVED, now=now, item=item, message=item.waiver_justification)
+    _item_changed(item, by, now, {"waiver_approved": True})
+    return item
+
+
+@transaction.atomic
+def item_mark_not_applicable(
+    *, item: ChecklistItem, by, reason: str, expected_version: int | None = None
+) -> ChecklistItem:
+    """Declare that the item does not apply to this handover; readiness shows it apart, never as met."""
+    item = _lock_item(item)
+    _check_version(item, expected_version)
+    handover = item.handover
+    owner, manager = is_operations_owner(handover, by), is_manager(handover, by)
+    if not (owner or manager):
+        raise NotPermitted(
+            "Only the project manager or the operations owner may mark an item not applicable.",
+            rule="participant_only",
+        )
+    if ItemStatus.NOT_APPLICABLE not in ITEM_TRANSITIONS[item.status]:
+        raise IllegalTransition(f"A {item.status} item cannot be marked not applicable.", rule="item_transition")
+    reason = _text(reason, field="reason", what="A reason for not applicable", rule="reason_required")
+    now = timezone.now()
+    if owner:
+        _require_open(handover, "mark an item not applicable")
+    else:
+        _require_project_side_can_act(handover, by, now=now)
+    return _move_item(item, ItemStatus.NOT_APPLICABLE, by=by, now=now, message=reason, not_applicable_reason=reason)
+
+
+@transaction.atomic
+def item_reopen(*, item: ChecklistItem, by, reason: str = "", expected_version: int | None = None) -> ChecklistItem:
+    """Put an item back to open.
+
+    The operations owner may reopen any item; the project side may take back its own done item, waiver or
+    not-applicable, but not undo a verification.
+    """
+    item = _lock_item(item)
+    _check_version(item, expected_version)
+    handover = item.handover
+    owner = is_operations_owner(handover, by)
+    if item.status == ItemStatus.OPEN:
+        raise IllegalTransition("The item is already open.", rule="item_transition")
+    now = timezone.now()
+    if owner:
+        _require_open(handover, "reopen an item")
+    elif is_manager(handover, by) or (item.status == ItemStatus.DONE and can_work_item(item, by)):
+        if item.status == ItemStatus.VERIFIED:
+            raise NotPermitted("Only the operations owner may undo a verification.", rule="owner_only")
+        _require_project_side_can_act(handover, by, now=now)
+    else:
+        raise NotPermitted(
+            "Only the project manager or the operations owner may reopen an item.", rule="participant_only"
+        )
+    return _move_item(item, ItemStatus.OPEN, by=by, now=now, message=(reason or "").strip())
+
+
+ITEM_EDITABLE = ("title", "guidance", "assignee", "due_date", "mandatory", "risk", "side")
+
+
+@transaction.atomic
+def item_update(*, item: ChecklistItem, by, expected_version: int | None = None, **changes) -> ChecklistItem:
+    """Plan an item: assignee and due date (manager or owner); wording, risk, side and mandatory (owner only,
+    since they change what operations will accept)."""
+    item = _lock_item(item)
+    _check_version(item, expected_version)
+    handover = item.handover
+    owner, manager = is_operations_owner(handover, by), is_manager(handover, by)
+    if not (owner or manager):
+        raise NotPermitted(
+            "Only the project manager or the operations owner may edit an item.", rule="participant_only"
+        )
+    owner_only = set(changes) & {"title", "mandatory", "risk", "side"}
+    if owner_only and not owner:
+        raise NotPermitted(
+            f"Only the operations owner may change an item's {', '.join(sorted(owner_only))}.", rule="owner_only"
+        )
+    assignee = changes.get("assignee")
+    if assignee is not None and not is_participant(handover, assignee):
+        raise InvalidInput(
+            "The assignee must take part in the handover (project member, manager or receiving team).",
+            rule="assignee_not_participant",
+            field="assignee",
+        )
+    diff = apply_changes(item, changes, allowed=ITEM_EDITABLE)
+    if not diff:
+        return item
+    clean_or_raise(item, exclude=["handover"])
+    now = timezone.now()
+    _require_can_edit(handover, by, owner=owner, now=now, what="edit an item")
+    item.version += 1
+    item.save(update_fields=[*diff, "version"])
+    _record(handover, by, ActivityVerb.ITEM_UPDATED, now=now, item=item, data={"changes": diff})
+    _item_changed(item, by, now, {"changes": diff})
+    return item
+
+
+@transaction.atomic
+def item_add(
+    *,
+    handover: Handover,
+    by,
+    title: str,
+    risk: str,
+    side: str = Side.PROJECT,
+    mandatory: bool = True,
+    guidance: str = "",
+    assignee=None,
+    due_date: date | None = None,
+) -> ChecklistItem:
+    """Add an item the template did not have: the operations owner while the checklist is open, the manager while
+    the project side may act (not while submitted)."""
+    handover = _lock(handover)
+    owner = is_operations_owner(handover, by)
+    if not (owner or is_manager(handover, by)):
+        raise NotPermitted("Only the project manager or the operations owner may add items.", rule="participant_only")
+    now = timezone.now()
+    _require_can_edit(handover, by, owner=owner, now=now, what="add an item")
+    if risk not in Risk.values:
+        raise InvalidInput(f"risk must be one of {', '.join(Risk.values)}.", rule="invalid_choice", field="risk")
+    last = handover.items.order_by("-position").values_list("position", flat=True).first() or 0
+    item = ChecklistItem(
+        handover=handover,
+        title=(title or "").strip(),
+        risk=risk,
+        side=side,
+        mandatory=mandatory,
+        guidance=guidance,
+        assignee=assignee,
+        due_date=due_date,
+        position=last + 1,
+    )
+    clean_or_raise(item, exclude=["handover"])
+    item.save()
+    _record(handover, by, ActivityVerb.ITEM_ADDED, now=now, item=item, to_state=item.status)
+    return item
+
+
+@transaction.atomic
+def evidence_add(*, item: ChecklistItem, by, url: str = "", text: str = "") -> Evidence:
+    """Attach a link or a note to an item; those who may complete or verify it may add evidence."""
+    item = _lock_item(item)
+    if not (can_work_item(item, by) or can_verify_item(item, by)):
+        raise NotPermitted("Only those who work or verify this item may add evidence.", rule="participant_only")
+    _require_open(item.handover, "add evidence")
+    evidence = _evidence(item, by, url=url, text=text, now=timezone.now())
+    if evidence is None:
+        raise InvalidInput("Evidence needs a link or a note.", rule="evidence_required", field="url")
+    return evidence
+
+
+@transaction.atomic
+def comment_add(*, handover: Handover, by, body: str, item: ChecklistItem | None = None) -> Comment:
+    """Comment on a handover or one of its items; any participant may, at any time."""
+    handover = _lock(handover)
+    if not is_participant(handover, by):
+        raise NotPermitted("Only participants of the handover may comment.", rule="participant_only")
+    if item is not None and item.handover_id != handover.pk:
+        raise InvalidInput("The item is not on this handover's checklist.", rule="item_not_in_handover", field="item")
+    body = _text(body, field="body", what="A comment", rule="body_required")
+    now = timezone.now()
+    comment = Comment.objects.create(handover=handover, item=item, author=by, body=body, created_at=now)
+    _record(handover, by, ActivityVerb.COMMENTED, now=now, item=item, message=body[:500])
+    return comment
+
+
+@transaction.atomic
+def condition_mark_met(*, condition: Condition, by, note: str = "") -> Condition:
+    """The condition's owner or the operations owner records that a condition is met."""
+    handover = _lock(condition.handover)
+    condition = Condition.objects.select_for_update().get(pk=condition.pk)
+    if not (condition.owner_id == by.pk or is_operations_owner(handover, by)):
+        raise NotPermitted(
+            "Only the condition's owner or the operations owner may mark it met.", rule="condition_owner_only"
+        )
+    if condition.status != ConditionStatus.OPEN:
+        raise IllegalTransition("The condition is already met.", rule="condition_met")
+    now = timezone.now()
+    condition.status, condition.met_by, condition.met_at = ConditionStatus.MET, by, now
+    condition.met_note = (note or "").strip()
+    condition.save(update_fields=["status", "met_by", "met_at", "met_note"])
+    _record(
+        handover,
+        by,
+        ActivityVerb.CONDITION_MET,
+        now=now,
+        from_state=ConditionStatus.OPEN,
+        to_state=ConditionStatus.MET,
+        message=condition.text[:500],
+        data={"condition": condition.pk},
+    )
+    return condition
+
+
+# ------------------------------------------------------------------------------------------- templates
+
+
+@dataclass(frozen=True)
+class TemplateItemSpec:
+    """One item of a template definition (see ``handover.checklists``)."""
+
+    key: str
+    title: str
+    risk: str
+    side: str = Side.PROJECT
+    mandatory: bool = True
+    guidance: str = ""
+
+
+def _item_signature(key, title, risk, side, mandatory, guidance) -> tuple:
+    return (key, title, risk, side, mandatory, guidance)
+
+
+@transaction.atomic
+def template_install(
+    *, kind: str, name: str, description: str, items: Sequence[TemplateItemSpec]
+) -> tuple[ChecklistTemplate, bool]:
+    """Install a template definition idempotently; returns the current template and whether anything changed.
+
+    Unchanged: nothing is written. Changed: a new version is created and the previous one deactivated, so that
+    ``Handover.template_version`` keeps pointing at what the handover was really built from.
+    """
+    keys = [spec.key for spec in items]
+    if len(keys) != len(set(keys)):
+        raise InvalidInput(f"Template {name!r} repeats an item key.", rule="duplicate_item_key", field="items")
+    current = ChecklistTemplate.objects.select_for_update().filter(name=name).order_by("-version").first()
+    wanted = [_item_signature(s.key, s.title, s.risk, s.side, s.mandatory, s.guidance) for s in items]
+    if current is not None:
+        existing = [
+            _item_signature(*row)
+            for row in current.items.order_by("position").values_list(
+                "key", "title", "risk", "side", "mandatory", "guidance"
+            )
+        ]
+        if existing == wanted and current.kind == kind and current.description == description:
+            return current, False
+        ChecklistTemplate.objects.filter(name=name, is_active=True).update(is_active=False)
+    template = ChecklistTemplate.objects.create(
+        kind=kind, name=name, description=description, version=(current.version + 1) if current else 1
+    )
+    for position, spec in enumerate(items, start=1):
+        item = TemplateItem(
+            template=template,
+            key=spec.key,
+            title=spec.title,
+            risk=spec.risk,
+            side=spec.side,
+            mandatory=spec.mandatory,
+            guidance=spec.guidance,
+            position=position,
+        )
+        clean_or_raise(item, exclude=["template"])
+        item.save()
+    return template, True
+
+
+# -------------------------------------------------------------------------------------------- API tokens
+
+TOKEN_PREFIX = "hov_"
+
+
+def _hash_token(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@transaction.atomic
+def token_create(
+    *, by, name: str, user=None, read_only: bool = False, expires_at: datetime | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token for ``by`` (or, for an administrator, for another user such as a service account).
+
+    Returns the row and the secret; the secret is shown once and only its hash is kept.
+    """
+    user = user or by
+    if user.pk != by.pk and not by.is_staff:
+        raise NotPermitted("Only an administrator may create a token for another user.", rule="admin_only")
+    if not user.is_active:
+        raise InvalidInput("Tokens can only be created for active users.", rule="user_inactive", field="user")
+    name = _text(name, field="name", what="A token name", rule="name_required")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise InvalidInput("The expiry must be in the future.", rule="expiry_in_past", field="expires_at")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user=user,
+        name=name,
+        prefix=raw[: len(TOKEN_PREFIX) + 6],
+        key_hash=_hash_token(raw),
+        read_only=read_only,
+        expires_at=expires_at,
+        created_by=by,
+    )
+    clean_or_raise(token, exclude=["user"])
+    token.save()
+    return token, raw
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, by) -> ApiToken:
+    """Revoke a token; its owner or an administrator may. Revoking twice is refused."""
+    if token.user_id != by.pk and not by.is_staff:
+        raise NotPermitted("Only the token's owner or an administrator may revoke it.", rule="owner_only")
+    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if not updated:
+        raise IllegalTransition("The token is already revoked.", rule="token_revoked")
+    token.refresh_from_db()
+    return token
+
+
+def token_authenticate(raw: str) -> ApiToken | None:
+    """The usable token for a presented secret, or ``None``; records when it was last used (at most once a minute)."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    token = ApiToken.objects.select_related("user").filter(key_hash=_hash_token(raw)).first()
+    now = timezone.now()
+    if token is None or not token.is_usable(now) or not token.user.is_active:
+        return None
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+@transaction.atomic
+def template_update(
+    *, template: ChecklistTemplate, by, description: str | None = None, is_active: bool | None = None, items=None
+) -> ChecklistTemplate:
+    """An administrator edits a template: new items or description make a new version; live handovers keep theirs."""
+    if not by.is_staff:
+        raise NotPermitted("Only an administrator may edit checklist templates.", rule="admin_only")
+    template = ChecklistTemplate.objects.select_for_update().get(pk=template.pk)
+    changes_content = items is not None or (description is not None and description != template.description)
+    if changes_content and ChecklistTemplate.objects.filter(name=template.name, version__gt=template.version).exists():
+        raise IllegalTransition(
+            f"Version {template.version} of {template.name!r} is not the latest; edit the latest version.",
+            rule="template_not_latest",
+        )
+    if changes_content:
+        specs = items
+        if specs is None:
+            specs = [
+                TemplateItemSpec(i.key, i.title, i.risk, i.side, i.mandatory, i.guidance) for i in template.items.all()
+            ]
+        template, _ = template_install(
+            kind=template.kind,
+            name=template.name,
+            description=template.description if description is None else description,
+            items=specs,
+        )
+    if is_active is not None and template.is_active != is_active:
+        template.is_active = is_active
+        template.save(update_fields=["is_active", "updated_at"])
+    return template
+
+
+def template_create(
+    *, by, kind: str, name: str, items: Sequence[TemplateItemSpec], description: str = ""
+) -> ChecklistTemplate:
+    """An administrator defines a new checklist template (version 1)."""
+    if not by.is_staff:
+        raise NotPermitted("Only an administrator may create checklist templates.", rule="admin_only")
+    name = _text(name, field="name", what="A template name", rule="name_required")
+    if ChecklistTemplate.objects.filter(name=name).exists():
+        raise InvalidInput(
+            "A template with this name exists; edit it to make a new version.", rule="name_taken", field="name"
+        )
+    template, _ = template_install(kind=kind, name=name, description=description, items=items)
+    return template

@@ -1,0 +1,23 @@
+"""Web pages of the handover app (the API is under config.urls ``api/v1/``)."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "handover"
+
+urlpatterns = [
+    path("portfolio/", views.board, name="board"),
+    path("notifications/", views.notifications, name="notifications"),
+    path("notifications/read/", views.notifications_read, name="notifications-read"),
+    path("projects/<int:pk>/plan-handover/", views.plan_handover, name="plan"),
+    path("handovers/<int:pk>/", views.handover_detail, name="detail"),
+    path("handovers/<int:pk>/accept-with-conditions/", views.accept_with_conditions, name="accept-with-conditions"),
+    # submit, accept, return, start-hypercare, complete, cancel, comment
+    path("handovers/<int:pk>/<slug:action>/", views.handover_move, name="move"),
+    # complete, verify, send-back, waive, approve-waiver, not-applicable, reopen, evidence, comment
+    path("items/<int:pk>/<slug:action>/", views.item_action, name="item-action"),
+    path("conditions/<int:pk>/met/", views.condition_met, name="condition-met"),
+    # acknowledge, snooze
+    path("stalls/<int:pk>/<slug:action>/", views.stall_action, name="stall-action"),
+]
