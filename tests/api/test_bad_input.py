@@ -1,0 +1,928 @@
+"""Bad input: every write endpoint refuses it with a 4xx in the one error shape, naming the field, and writes nothing.
+
+The endpoints, their valid bodies and the states that let them succeed come from the permission matrix
+(``tests/api/test_permissions.py``); each case here breaks one thing in an otherwise valid call by a caller who
+holds the role, so the refusal can only be about the input. "Nothing written" is checked on a snapshot of every
+domain table, taken before and after the call.
+"""
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from handover.choices import HandoverStatus, ItemStatus, Risk, Side
+from handover.models import (
+    Activity,
+    ApiToken,
+    ChecklistItem,
+    ChecklistTemplate,
+    Comment,
+    Condition,
+    Decision,
+    Event,
+    Evidence,
+    Handover,
+    Notification,
+    StallFlag,
+    TemplateItem,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+from operations.models import Kpi, KpiReading, OperationsEvent, OperationsTeam, Service
+from projects.choices import Stage
+from projects.models import Project, ProjectEvent
+
+from .test_permissions import (
+    API,
+    CASES,
+    Case,
+    World,
+    _quiet_refusals,  # noqa: F401 (autouse fixture)
+)
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+
+CASE = {case.name: case for case in CASES}
+WRITES = [case for case in CASES if case.method in ("post", "patch") and "(" not in case.name]
+# Endpoints that take the version the client read (If-Match, or ``version`` in the body).
+VERSIONED = [
+    "projects partial_update",
+    "handovers partial_update",
+    "handovers submit",
+    "handovers accept",
+    "handovers accept-with-conditions",
+    "handovers return",
+    "handovers start-hypercare",
+    "handovers complete",
+    "handovers cancel",
+    "items partial_update",
+    "items complete",
+    "items verify",
+    "items send-back",
+    "items waive",
+    "items approve-waiver",
+    "items not-applicable",
+    "items reopen",
+]
+MISSING = object()  # in a change: leave the field out
+HUGE_ID = 10**30
+UNKNOWN_ID = 999_999
+TOO_LONG = "x" * 100_001
+
+TABLES = (
+    Project,
+    ProjectEvent,
+    Handover,
+    Activity,
+    ChecklistItem,
+    Comment,
+    Evidence,
+    Decision,
+    Condition,
+    ChecklistTemplate,
+    TemplateItem,
+    ApiToken,
+    OperationsTeam,
+    OperationsEvent,
+    Service,
+    Kpi,
+    KpiReading,
+    StallFlag,
+    Notification,
+    Event,
+    WebhookSubscription,
+    WebhookDelivery,
+)
+
+
+def snapshot() -> dict:
+    """Every row of every domain table (raw SQL: this runs twice per case and must be cheap)."""
+    rows = {}
+    with connection.cursor() as cursor:
+        for model in TABLES:
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(model._meta.db_table)} ORDER BY 1")
+            rows[model.__name__] = cursor.fetchall()
+    return rows
+
+
+def counts() -> dict:
+    return {model.__name__: model.objects.count() for model in (Project, Handover, ProjectEvent, Activity)}
+
+
+def assert_refused(response, field: str | None, status: int = 400, code: str | None = None) -> dict:
+    assert response.status_code == status, response.content[:600]
+    error = response.json()["error"]
+    assert set(error) == {"status", "code", "message", "fields"}
+    assert error["status"] == status
+    assert error["message"]
+    if code:
+        assert error["code"] == code, error
+    if field is not None:
+        assert field in error["fields"], error
+        assert all(isinstance(m, str) and m for m in error["fields"][field]), error
+    return error
+
+
+def _days(n: int) -> str:
+    return (timezone.localdate() + dt.timedelta(days=n)).isoformat()
+
+
+# ----------------------------------------------------------------------------------------------- the table
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One thing wrong in an otherwise valid call of ``case``; ``field`` is what ``fields`` must name."""
+
+    case: str
+    label: str
+    change: dict | Callable[[World], dict]
+    field: str | None
+    status: int = 400
+
+    def __str__(self) -> str:
+        return f"{self.case}: {self.label}"
+
+
+# Text fields of each write endpoint: each gets a NUL character and an oversized string.
+TEXT_FIELDS = {
+    "projects create": ("code", "name", "description", "sponsor"),
+    "projects partial_update": ("code", "name", "description", "sponsor"),
+    "projects transition": ("reason",),
+    "teams create": ("name", "description"),
+    "teams partial_update": ("name", "description"),
+    "services create": ("name", "description"),
+    "services partial_update": ("name", "description"),
+    "services kpis POST": ("name", "unit"),
+    "kpis partial_update": ("name", "unit"),
+    "kpis readings POST": ("note",),
+    "templates create": ("name", "description"),
+    "templates partial_update": ("description",),
+    "handovers create": ("deliverables",),
+    "handovers partial_update": ("deliverables",),
+    "handovers accept": ("note",),
+    "handovers return": ("reason",),
+    "handovers start-hypercare": ("exit_criteria",),
+    "handovers complete": ("note",),
+    "handovers cancel": ("reason",),
+    "handovers items POST": ("title", "guidance"),
+    "handovers comments POST": ("body",),
+    "items partial_update": ("title", "guidance"),
+    "items verify": ("note",),
+    "items send-back": ("reason",),
+    "items waive": ("justification",),
+    "items not-applicable": ("reason",),
+    "items reopen": ("reason",),
+    "items comments POST": ("body",),
+    "items evidence POST": ("url", "text"),
+    "conditions met": ("note",),
+    "tokens create": ("name",),
+    "stalls acknowledge": ("note",),
+    "stalls snooze": ("reason",),
+    "webhooks create": ("description",),
+    "webhooks partial_update": ("description",),
+}
+
+
+def _condition(**change) -> Callable[[World], dict]:
+    def build(w: World) -> dict:
+        condition = {"text": "Tune alerts", "owner": w.users["ops_member"].pk, "due_date": _days(14), **change}
+        return {"conditions": [condition]}
+
+    return build
+
+
+def _template_item(**change) -> dict:
+    return {"items": [{"key": "runbook", "title": "Runbook", "risk": "failure", **change}]}
+
+
+SPECIFIC = [
+    # projects
+    Bad("projects create", "code not a string", {"code": ["CRM"]}, "code"),
+    Bad("projects create", "code badly formed", {"code": "crm 2026!"}, "code"),
+    Bad("projects create", "code missing", {"code": MISSING}, "code"),
+    Bad("projects create", "name null", {"name": None}, "name"),
+    Bad("projects create", "name an object", {"name": {"en": "CRM"}}, "name"),
+    Bad("projects create", "name a boolean", {"name": True}, "name"),
+    Bad("projects create", "manager unknown", {"manager": UNKNOWN_ID}, "manager"),
+    Bad("projects create", "manager beyond any id", {"manager": HUGE_ID}, "manager"),
+    Bad("projects create", "manager a boolean", {"manager": True}, "manager"),
+    Bad("projects create", "manager not an id", {"manager": "alice"}, "manager"),
+    Bad("projects create", "members not a list", {"members": "alice"}, "members"),
+    Bad("projects create", "members unknown", {"members": [UNKNOWN_ID]}, "members"),
+    Bad("projects create", "members with null", {"members": [None]}, "members"),
+    Bad("projects create", "receiving_team unknown", {"receiving_team": UNKNOWN_ID}, "receiving_team"),
+    Bad("projects create", "receiving_team a list", {"receiving_team": [1]}, "receiving_team"),
+    Bad("projects create", "planned_start no such day", {"planned_start": "2026-02-30"}, "planned_start"),
+    Bad("projects create", "planned_handover a number", {"planned_handover": 20260101}, "planned_handover"),
+    Bad("projects create", "confidential not a boolean", {"confidential": "maybe"}, "confidential"),
+    Bad("projects create", "confidential null", {"confidential": None}, "confidential"),
+    Bad("projects create", "stage is read-only", {"stage": Stage.CLOSED}, "stage"),
+    Bad("projects create", "id is read-only", {"id": 1}, "id"),
+    Bad("projects create", "actual_handover is read-only", {"actual_handover": _days(0)}, "actual_handover"),
+    Bad("projects create", "has_handover_plan is read-only", {"has_handover_plan": True}, "has_handover_plan"),
+    Bad("projects partial_update", "stage is read-only", {"stage": Stage.CLOSED}, "stage"),
+    Bad("projects partial_update", "id is read-only", {"id": 7}, "id"),
+    Bad("projects partial_update", "manager unknown", {"manager": UNKNOWN_ID}, "manager"),
+    Bad("projects partial_update", "receiving_team not an id", {"receiving_team": "desk"}, "receiving_team"),
+    Bad("projects partial_update", "planned_handover not a date", {"planned_handover": "soon"}, "planned_handover"),
+    Bad("projects partial_update", "members unknown", {"members": [UNKNOWN_ID]}, "members"),
+    Bad("projects partial_update", "name blank", {"name": "  "}, "name"),
+    Bad("projects transition", "to not a stage", {"to": "nowhere"}, "to"),
+    Bad("projects transition", "to missing", {"to": MISSING}, "to"),
+    Bad("projects transition", "to a number", {"to": 3}, "to"),
+    Bad("projects transition", "to skips a stage", {"to": Stage.CLOSED}, "to", status=409),
+    Bad("projects transition", "back without a reason", {"to": Stage.CANCELLED}, "reason"),
+    # teams, services, KPIs
+    Bad("teams create", "name blank", {"name": ""}, "name"),
+    Bad("teams create", "lead unknown", {"lead": UNKNOWN_ID}, "lead"),
+    Bad("teams create", "members with a boolean", {"members": [True]}, "members"),
+    Bad("teams create", "threshold negative", {"idle_days": -1}, "idle_days"),
+    Bad("teams create", "threshold not a number", {"idle_days": "often"}, "idle_days"),
+    Bad("teams create", "threshold beyond any integer", {"escalation_days": HUGE_ID}, "escalation_days"),
+    Bad("teams partial_update", "lead not an id", {"lead": "boss"}, "lead"),
+    Bad("teams partial_update", "id is read-only", {"id": 3}, "id"),
+    Bad("services create", "team unknown", {"team": UNKNOWN_ID}, "team"),
+    Bad("services create", "team null", {"team": None}, "team"),
+    Bad("services create", "name blank", {"name": ""}, "name"),
+    Bad("services create", "is_active not settable on create", {"is_active": False}, "is_active"),
+    Bad("services partial_update", "is_active not a boolean", {"is_active": "sometimes"}, "is_active"),
+    Bad("services partial_update", "team cannot move", lambda w: {"team": w.team.pk}, "team"),
+    Bad("services kpis POST", "target not a number", {"target": "lots"}, "target"),
+    Bad("services kpis POST", "target NaN", {"target": "NaN"}, "target"),
+    Bad("services kpis POST", "target too large", {"target": "1e20"}, "target"),
+    Bad("services kpis POST", "target missing", {"target": MISSING}, "target"),
+    Bad("services kpis POST", "direction unknown", {"direction": "sideways"}, "direction"),
+    Bad("services kpis POST", "review_date not a date", {"review_date": "next spring"}, "review_date"),
+    Bad("services kpis POST", "service is read-only", {"service": 1}, "service"),
+    Bad("services kpis POST", "latest_value is read-only", {"latest_value": "5"}, "latest_value"),
+    Bad("kpis partial_update", "baseline not a number", {"baseline": [1]}, "baseline"),
+    Bad("kpis partial_update", "target infinite", {"target": "Infinity"}, "target"),
+    Bad("kpis partial_update", "id is read-only", {"id": 2}, "id"),
+    Bad("kpis readings POST", "value not a number", {"value": "high"}, "value"),
+    Bad("kpis readings POST", "value null", {"value": None}, "value"),
+    Bad("kpis readings POST", "value too large", {"value": 1e300}, "value"),
+    Bad("kpis readings POST", "measured_at not a time", {"measured_at": "yesterday"}, "measured_at"),
+    Bad(
+        "kpis readings POST",
+        "measured_at in the future",
+        {"measured_at": (timezone.now() + dt.timedelta(days=2)).isoformat()},
+        "measured_at",
+    ),
+    Bad("kpis readings POST", "recorded_by is read-only", {"recorded_by": 1}, "recorded_by"),
+    # templates
+    Bad("templates create", "kind unknown", {"kind": "bakery"}, "kind"),
+    Bad("templates create", "items empty", {"items": []}, "items"),
+    Bad("templates create", "items not a list", {"items": "runbook"}, "items"),
+    Bad("templates create", "item key not a slug", _template_item(key="run book!"), "items[0].key"),
+    Bad("templates create", "item risk unknown", _template_item(risk="meteor"), "items[0].risk"),
+    Bad("templates create", "item title with NUL", _template_item(title="a\x00b"), "items[0].title"),
+    Bad("templates create", "item title oversized", _template_item(title=TOO_LONG), "items[0].title"),
+    Bad("templates create", "item field unknown", _template_item(colour="red"), "items[0].colour"),
+    Bad(
+        "templates create",
+        "item keys repeated",
+        {"items": [{"key": "k", "title": "A", "risk": "failure"}, {"key": "k", "title": "B", "risk": "failure"}]},
+        "items",
+    ),
+    Bad("templates create", "is_active not settable on create", {"is_active": False}, "is_active"),
+    Bad("templates partial_update", "is_active not a boolean", {"is_active": "no way"}, "is_active"),
+    Bad("templates partial_update", "name is fixed", {"name": "Renamed"}, "name"),
+    Bad("templates partial_update", "items empty", {"items": []}, "items"),
+    # handovers
+    Bad("handovers create", "project unknown", {"project": UNKNOWN_ID}, "project"),
+    Bad("handovers create", "project beyond any id", {"project": HUGE_ID}, "project"),
+    Bad("handovers create", "project not an id", {"project": "CRM-2026"}, "project"),
+    Bad("handovers create", "project missing", {"project": MISSING}, "project"),
+    Bad("handovers create", "template unknown", {"template": UNKNOWN_ID}, "template"),
+    Bad("handovers create", "operations_owner unknown", {"operations_owner": UNKNOWN_ID}, "operations_owner"),
+    Bad(
+        "handovers create",
+        "operations_owner not in the team",
+        lambda w: {"operations_owner": w.users["viewer"].pk},
+        "operations_owner",
+    ),
+    Bad("handovers create", "target_date not a date", {"target_date": "soon"}, "target_date"),
+    Bad("handovers create", "service unknown", {"service": UNKNOWN_ID}, "service"),
+    Bad("handovers create", "receiving_team unknown", {"receiving_team": UNKNOWN_ID}, "receiving_team"),
+    Bad("handovers create", "status is read-only", {"status": HandoverStatus.ACCEPTED}, "status"),
+    Bad("handovers create", "id is read-only", {"id": 1}, "id"),
+    Bad("handovers partial_update", "status is read-only", {"status": HandoverStatus.ACCEPTED}, "status"),
+    Bad("handovers partial_update", "id is read-only", {"id": 1}, "id"),
+    Bad("handovers partial_update", "project is fixed", {"project": 1}, "project"),
+    Bad("handovers partial_update", "readiness is read-only", {"readiness": {}}, "readiness"),
+    Bad("handovers partial_update", "target_date not a date", {"target_date": "2026-13-01"}, "target_date"),
+    Bad("handovers partial_update", "service unknown", {"service": UNKNOWN_ID}, "service"),
+    Bad(
+        "handovers partial_update",
+        "operations_owner not in the team",
+        lambda w: {"operations_owner": w.users["viewer"].pk},
+        "operations_owner",
+    ),
+    Bad("handovers accept-with-conditions", "conditions empty", {"conditions": []}, "conditions"),
+    Bad("handovers accept-with-conditions", "conditions not a list", {"conditions": "tune"}, "conditions"),
+    Bad("handovers accept-with-conditions", "condition text NUL", _condition(text="a\x00b"), "conditions[0].text"),
+    Bad(
+        "handovers accept-with-conditions", "condition text oversized", _condition(text=TOO_LONG), "conditions[0].text"
+    ),
+    Bad("handovers accept-with-conditions", "condition text blank", _condition(text=" "), "conditions[0].text"),
+    Bad(
+        "handovers accept-with-conditions",
+        "condition owner unknown",
+        _condition(owner=UNKNOWN_ID),
+        "conditions[0].owner",
+    ),
+    Bad(
+        "handovers accept-with-conditions",
+        "condition due not a date",
+        _condition(due_date="x"),
+        "conditions[0].due_date",
+    ),
+    Bad(
+        "handovers accept-with-conditions",
+        "condition due in the past",
+        _condition(due_date="2020-01-01"),
+        "conditions[0].due_date",
+    ),
+    Bad(
+        "handovers accept-with-conditions", "condition field unknown", _condition(colour="red"), "conditions[0].colour"
+    ),
+    Bad("handovers return", "reason missing", {"reason": MISSING}, "reason"),
+    Bad("handovers return", "reason blank", {"reason": "   "}, "reason"),
+    Bad("handovers return", "items not a list", {"items": "all"}, "items"),
+    Bad("handovers return", "item not an id", {"items": ["first"]}, "items[0]"),
+    Bad("handovers return", "item beyond any id", {"items": [HUGE_ID]}, "items[0]"),
+    Bad("handovers return", "item not on this checklist", {"items": [UNKNOWN_ID]}, "items"),
+    Bad("handovers start-hypercare", "ends_on not a date", {"ends_on": "later"}, "ends_on"),
+    Bad("handovers start-hypercare", "ends_on in the past", {"ends_on": "2020-01-01"}, "ends_on"),
+    Bad("handovers start-hypercare", "exit_criteria missing", {"exit_criteria": MISSING}, "exit_criteria"),
+    Bad("handovers cancel", "reason blank", {"reason": " "}, "reason"),
+    Bad("handovers items POST", "risk unknown", {"risk": "meteor"}, "risk"),
+    Bad("handovers items POST", "side unknown", {"side": "both"}, "side"),
+    Bad("handovers items POST", "mandatory not a boolean", {"mandatory": "perhaps"}, "mandatory"),
+    Bad("handovers items POST", "assignee unknown", {"assignee": UNKNOWN_ID}, "assignee"),
+    Bad("handovers items POST", "due_date not a date", {"due_date": "friday"}, "due_date"),
+    Bad("handovers items POST", "status is read-only", {"status": ItemStatus.VERIFIED}, "status"),
+    Bad("handovers items POST", "position is read-only", {"position": 1}, "position"),
+    Bad("handovers comments POST", "body blank", {"body": ""}, "body"),
+    Bad("handovers comments POST", "body a list", {"body": ["hi"]}, "body"),
+    # items
+    Bad("items partial_update", "status is read-only", {"status": ItemStatus.VERIFIED}, "status"),
+    Bad("items partial_update", "id is read-only", {"id": 1}, "id"),
+    Bad("items partial_update", "handover is fixed", {"handover": 1}, "handover"),
+    Bad("items partial_update", "risk unknown", {"risk": "meteor"}, "risk"),
+    Bad("items partial_update", "due_date not a date", {"due_date": "friday"}, "due_date"),
+    Bad("items partial_update", "assignee unknown", {"assignee": UNKNOWN_ID}, "assignee"),
+    Bad(
+        "items partial_update",
+        "assignee takes no part",
+        lambda w: {"assignee": w.users["viewer"].pk},
+        "assignee",
+    ),
+    Bad("items complete", "evidence not an object", {"evidence": "see wiki"}, "evidence"),
+    Bad("items complete", "evidence empty", {"evidence": {}}, "evidence.url"),
+    Bad("items complete", "evidence missing", {"evidence": MISSING}, "evidence"),
+    Bad("items complete", "evidence url not a url", {"evidence": {"url": "wiki/runbook"}}, "evidence.url"),
+    Bad("items complete", "evidence text NUL", {"evidence": {"text": "a\x00b"}}, "evidence.text"),
+    Bad("items complete", "evidence text oversized", {"evidence": {"text": TOO_LONG}}, "evidence.text"),
+    Bad("items complete", "evidence field unknown", {"evidence": {"file": "x.pdf"}}, "evidence.file"),
+    Bad("items complete", "status is read-only", {"status": ItemStatus.DONE}, "status"),
+    Bad("items send-back", "reason missing", {"reason": MISSING}, "reason"),
+    Bad("items waive", "justification blank", {"justification": "  "}, "justification"),
+    Bad("items not-applicable", "reason missing", {"reason": MISSING}, "reason"),
+    Bad("items evidence POST", "neither url nor text", {"url": MISSING}, "url"),
+    Bad("items evidence POST", "url not a url", {"url": "ftp//broken"}, "url"),
+    Bad("items comments POST", "body missing", {"body": MISSING}, "body"),
+    # conditions, tokens
+    Bad("conditions met", "status is read-only", {"status": "met"}, "status"),
+    Bad("tokens create", "read_only not a boolean", {"read_only": "sometimes"}, "read_only"),
+    Bad("tokens create", "expires_at not a time", {"expires_at": "tomorrow"}, "expires_at"),
+    Bad("tokens create", "expires_at in the past", {"expires_at": "2020-01-01T00:00:00Z"}, "expires_at"),
+    Bad("tokens create", "user unknown", {"user": UNKNOWN_ID}, "user"),
+    Bad("tokens create", "prefix is read-only", {"prefix": "hov_"}, "prefix"),
+    Bad("tokens create", "name missing", {"name": MISSING}, "name"),
+    # stall flags, notifications, webhooks
+    Bad("stalls acknowledge", "note missing", {"note": MISSING}, "note"),
+    Bad("stalls acknowledge", "note blank", {"note": " "}, "note"),
+    Bad("stalls snooze", "until not a time", {"until": "later"}, "until"),
+    Bad("stalls snooze", "until in the past", {"until": "2020-01-01T00:00:00Z"}, "until"),
+    Bad(
+        "stalls snooze",
+        "until too far",
+        {"until": (timezone.now() + dt.timedelta(days=400)).isoformat()},
+        "until",
+    ),
+    Bad("stalls snooze", "reason missing", {"reason": MISSING}, "reason"),
+    Bad(
+        "stalls snooze", "acknowledged_at is read-only", {"acknowledged_at": "2020-01-01T00:00:00Z"}, "acknowledged_at"
+    ),
+    Bad("notifications read-all", "ids not a list", {"ids": "all"}, "ids"),
+    Bad("notifications read-all", "id not an integer", {"ids": ["first"]}, "ids[0]"),
+    Bad("notifications read-all", "id beyond any id", {"ids": [HUGE_ID]}, "ids[0]"),
+    Bad("webhooks create", "url missing", {"url": MISSING}, "url"),
+    Bad("webhooks create", "url not a url", {"url": "hooks.example.com"}, "url"),
+    Bad("webhooks create", "url not http", {"url": "ftp://hooks.example.com/x"}, "url"),
+    Bad("webhooks create", "url with NUL", {"url": "https://hooks.example.com/\x00"}, "url"),
+    Bad("webhooks create", "url oversized", {"url": "https://hooks.example.com/" + TOO_LONG}, "url"),
+    Bad("webhooks create", "event unknown", {"events": ["handover.exploded"]}, "events[0]"),
+    Bad("webhooks create", "events not a list", {"events": "all"}, "events"),
+    Bad("webhooks create", "secret is read-only", {"secret": "whsec_mine"}, "secret"),
+    Bad("webhooks create", "is_active not a boolean", {"is_active": "paused"}, "is_active"),
+    Bad("webhooks partial_update", "url not http", {"url": "javascript:alert(1)"}, "url"),
+    Bad("webhooks partial_update", "event unknown", {"events": ["nope"]}, "events[0]"),
+    Bad("webhooks partial_update", "owner is read-only", {"owner": 1}, "owner"),
+]
+
+
+def _generated() -> list[Bad]:
+    bad = []
+    for case in WRITES:
+        bad.append(Bad(case.name, "unknown field", {"colour": "red"}, "colour"))
+        for name in TEXT_FIELDS.get(case.name, ()):
+            bad.append(Bad(case.name, f"{name} with NUL", {name: "run\x00book"}, name))
+            bad.append(Bad(case.name, f"{name} oversized", {name: TOO_LONG}, name))
+    for name in VERSIONED:
+        bad.append(Bad(name, "version a string", {"version": "7"}, "version"))
+        bad.append(Bad(name, "version a boolean", {"version": True}, "version"))
+    return bad
+
+
+BAD = _generated() + SPECIFIC
+
+
+def _body(case: Case, w: World, change) -> dict:
+    body = dict(case.body(w)) if case.body else {}
+    for name, value in (change(w) if callable(change) else change).items():
+        if value is MISSING:
+            body.pop(name, None)
+        else:
+            body[name] = value
+    return body
+
+
+def _prepare(case: Case, role: str = "admin") -> tuple[World, APIClient, str]:
+    w = World(role)
+    if case.setup:
+        case.setup(w)
+    path = case.path(w)
+    client = APIClient()
+    client.force_authenticate(w.user(role))  # who is signed in is not the point here; test_permissions covers it
+    return w, client, path
+
+
+def _admin_client() -> APIClient:
+    client = APIClient()
+    client.force_authenticate(User.objects.create(username="admin", is_staff=True))
+    return client
+
+
+# ---------------------------------------------------------------------------------------------------- tests
+
+
+NO_INPUT = {"handovers submit", "items approve-waiver", "notifications read"}
+
+
+def test_every_write_endpoint_has_bad_input_cases():
+    """Every write endpoint that takes input has cases of its own, beyond the unknown field every one gets."""
+    writes = {case.name for case in WRITES}
+    specific = {b.case for b in SPECIFIC} | set(TEXT_FIELDS)
+    assert specific <= writes
+    assert specific | NO_INPUT == writes
+
+
+@pytest.mark.parametrize("bad", BAD, ids=str)
+def test_bad_input_is_refused_naming_the_field_and_writes_nothing(bad: Bad):
+    case = CASE[bad.case]
+    w, client, path = _prepare(case)
+    body = _body(case, w, bad.change)
+    before, rows = counts(), snapshot()
+    response = getattr(client, case.method)(path, body, format="json")
+    assert_refused(response, bad.field, bad.status)
+    assert counts() == before
+    assert snapshot() == rows
+
+
+MALFORMED = [
+    pytest.param('{"name": ', None, id="truncated"),
+    pytest.param("{'name': 'single quotes'}", None, id="not-json"),
+    pytest.param('{"name": NaN}', None, id="nan-literal"),
+    pytest.param("[1, 2]", "non_field_errors", id="array"),
+    pytest.param('"just a string"', "non_field_errors", id="string"),
+    pytest.param("null", "non_field_errors", id="null"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "raw", "field"),
+    [
+        *[
+            (case, raw, field)
+            for case in WRITES
+            for raw, field in (('{"name": ', None), ("[1, 2]", "non_field_errors"))
+        ],
+        *[(CASE["handovers partial_update"], *param.values) for param in MALFORMED],
+        *[(CASE["items complete"], *param.values) for param in MALFORMED],
+    ],
+    ids=lambda v: str(v) if isinstance(v, Case) else None,
+)
+def test_malformed_body_is_400_and_writes_nothing(case: Case, raw: str, field):
+    _, client, path = _prepare(case)
+    before, rows = counts(), snapshot()
+    response = client.generic(case.method.upper(), path, raw, content_type="application/json")
+    error = assert_refused(response, field)
+    if field is None:
+        assert error["code"] == "parse_error"
+    assert counts() == before
+    assert snapshot() == rows
+
+
+BAD_IF_MATCH = ['"seven"', 'W/"7a"', '"-1"', '"\xb2"', '"7.0"', "7 8"]
+
+
+@pytest.mark.parametrize(
+    ("name", "if_match"),
+    [
+        *[(name, '"seven"') for name in VERSIONED],
+        *[
+            (name, tag)
+            for name in ("projects partial_update", "handovers submit", "items complete")
+            for tag in BAD_IF_MATCH
+        ],
+    ],
+)
+def test_if_match_that_is_not_a_version_is_400(name: str, if_match: str):
+    case = CASE[name]
+    w, client, path = _prepare(case)
+    body = case.body(w) if case.body else {}
+    before, rows = counts(), snapshot()
+    response = getattr(client, case.method)(path, body, format="json", HTTP_IF_MATCH=if_match)
+    assert_refused(response, "If-Match", code="invalid_if_match")
+    assert counts() == before
+    assert snapshot() == rows
+
+
+def test_confidential_project_in_handover_create_is_refused_as_an_unknown_id():
+    """GIVEN a confidential project and a manager of other projects who takes no part in it
+    WHEN they plan a handover naming its id
+    THEN 400 on `project`, worded exactly as for an id that does not exist: no hint that it is there."""
+    case = CASE["handovers create"]
+    w, client, path = _prepare(case, "outsider")
+    body = case.body(w)
+    before, rows = counts(), snapshot()
+    hidden = assert_refused(client.post(path, body, format="json"), "project")
+    missing = assert_refused(client.post(path, {**body, "project": UNKNOWN_ID}, format="json"), "project")
+    assert hidden["fields"]["project"][0].replace(str(w.project.pk), "ID") == missing["fields"]["project"][0].replace(
+        str(UNKNOWN_ID), "ID"
+    )
+    assert hidden["code"] == missing["code"]
+    assert counts() == before
+    assert snapshot() == rows
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(f"{API}/projects/{{}}/", id="project"),
+        pytest.param(f"{API}/handovers/{{}}/", id="handover"),
+        pytest.param(f"{API}/items/{{}}/", id="item"),
+        pytest.param(f"{API}/conditions/{{}}/", id="condition"),
+        pytest.param(f"{API}/teams/{{}}/", id="team"),
+        pytest.param(f"{API}/services/{{}}/kpis/", id="service-kpis"),
+        pytest.param(f"{API}/kpis/{{}}/readings/", id="kpi-readings"),
+        pytest.param(f"{API}/tokens/{{}}/", id="token"),
+    ],
+)
+@pytest.mark.parametrize("pk", [UNKNOWN_ID, HUGE_ID, "abc", "%00", "-1"])
+def test_unknown_ids_in_paths_are_404(path: str, pk):
+    client = _admin_client()
+    for method in ("get", "post"):
+        response = getattr(client, method)(path.format(pk), {}, format="json")
+        if response.status_code == 405:
+            continue
+        assert_refused(response, None, status=404)
+
+
+# ------------------------------------------------------------------------------------------- lost updates
+
+
+def _etag_target(what: str, w: World) -> tuple[str, dict, dict]:
+    """A URL and two different valid changes of it."""
+    if what == "project":
+        return f"{API}/projects/{w.project.pk}/", {"name": "Phase 1"}, {"name": "Phase 2"}
+    if what == "handover":
+        return f"{API}/handovers/{w.handover.pk}/", {"deliverables": "CRM"}, {"deliverables": "CRM and runbooks"}
+    return f"{API}/items/{w.item.pk}/", {"due_date": _days(5)}, {"due_date": _days(6)}
+
+
+@pytest.mark.parametrize("what", ["project", "handover", "item"])
+def test_patch_with_a_stale_etag_is_412_and_changes_nothing(what: str):
+    """GIVEN two people who read the same version (ETag)
+    WHEN the first saves a change and the second saves theirs with the ETag they read
+    THEN the second gets 412 and the first's change stands; with the fresh ETag the second succeeds."""
+    w = World("admin")
+    url, first, second = _etag_target(what, w)
+    client = APIClient()
+    client.force_login(w.user("admin"))
+    read = client.get(url)
+    etag = read["ETag"]
+    assert etag == f'"{read.json()["version"]}"'
+
+    saved = client.patch(url, first, format="json", HTTP_IF_MATCH=etag)
+    assert saved.status_code == 200, saved.content
+    fresh = saved["ETag"]
+    assert fresh != etag
+    assert client.get(url)["ETag"] == fresh
+
+    before, rows = counts(), snapshot()
+    stale = client.patch(url, second, format="json", HTTP_IF_MATCH=etag)
+    assert_refused(stale, None, status=412, code="stale_version")
+    stale_body = client.patch(url, {**second, "version": int(etag.strip('"'))}, format="json")
+    assert_refused(stale_body, None, status=412, code="stale_version")
+    assert counts() == before
+    assert snapshot() == rows
+    current = client.get(url).json()
+    assert all(current[key] == value for key, value in first.items())
+
+    retried = client.patch(url, second, format="json", HTTP_IF_MATCH=f"W/{fresh}")
+    assert retried.status_code == 200, retried.content
+    assert all(retried.json()[key] == value for key, value in second.items())
+
+
+@pytest.mark.parametrize("name", ["handovers cancel", "items complete", "items waive"])
+def test_action_with_a_stale_etag_is_412_and_changes_nothing(name: str):
+    case = CASE[name]
+    w, client, path = _prepare(case)
+    target = f"{API}/handovers/{w.handover.pk}/" if name.startswith("handovers") else f"{API}/items/{w.item.pk}/"
+    stale = f'"{int(client.get(target)["ETag"].strip(chr(34))) - 1}"'
+    before, rows = counts(), snapshot()
+    response = client.post(path, case.body(w), format="json", HTTP_IF_MATCH=stale)
+    assert_refused(response, None, status=412, code="stale_version")
+    assert counts() == before
+    assert snapshot() == rows
+    ok = client.post(path, case.body(w), format="json", HTTP_IF_MATCH=client.get(target)["ETag"])
+    assert ok.status_code == 200, ok.content
+
+
+# -------------------------------------------------------------------------------------------------- lists
+
+LISTS = [
+    f"{API}/projects/",
+    f"{API}/teams/",
+    f"{API}/services/",
+    f"{API}/kpis/",
+    f"{API}/templates/",
+    f"{API}/handovers/",
+    f"{API}/items/",
+    f"{API}/conditions/",
+    f"{API}/tokens/",
+    f"{API}/stalls/",
+    f"{API}/notifications/",
+    f"{API}/webhooks/",
+]
+
+
+def test_page_size_is_capped_at_the_maximum():
+    w = World("admin")
+    Project.objects.bulk_create(Project(code=f"P-{n:03d}", name=f"Project {n}") for n in range(120))
+    client = APIClient()
+    client.force_login(w.user("admin"))
+    page = client.get(f"{API}/projects/", {"page_size": 1000}).json()
+    assert page["count"] == 121
+    assert len(page["results"]) == 100
+    assert len(client.get(f"{API}/projects/", {"page_size": 10}).json()["results"]) == 10
+    assert len(client.get(f"{API}/projects/").json()["results"]) == 25
+
+
+@pytest.mark.parametrize("path", LISTS)
+@pytest.mark.parametrize(
+    ("params", "status"),
+    [
+        ({"page_size": 1000}, 200),
+        ({"page_size": "lots"}, 200),  # DRF falls back to the default page size
+        ({"page_size": -5}, 200),
+        ({"page": "abc"}, 404),
+        ({"page": 99}, 404),
+        ({"ordering": "no_such_field"}, 200),  # unknown orderings are ignored
+    ],
+)
+def test_paging_parameters_never_fail_with_500(path: str, params: dict, status: int):
+    client = _admin_client()
+    response = client.get(path, params)
+    assert response.status_code == status, response.content
+    if status == 200:
+        assert len(response.json()["results"]) <= 100
+    else:
+        assert_refused(response, None, status=status)
+
+
+class Portfolio:
+    """Projects and handovers that differ in one thing each, so that every filter has a known answer.
+
+    ========  =========  ========  ======  ===========================  ============  ========================
+    project   stage      manager   team    planned handover             handover      readiness (verified)
+    ========  =========  ========  ======  ===========================  ============  ========================
+    ALPHA     initiation ann       desk    10 days ago (overdue)        preparing,    nothing verified
+                                                                         target passed
+    BRAVO     planning   bob       desk    in 20 days                   submitted     all verified
+    CHARLIE   execution  ann       field   in 30 days                   returned      failure items only
+    DELTA     closed     bob       field   40 days ago (closed: not     (none)
+                                           overdue)
+    ========  =========  ========  ======  ===========================  ============  ========================
+    """
+
+    def __init__(self) -> None:
+        names = ("admin", "ann", "bob", "olga", "oscar")
+        users = User.objects.bulk_create(
+            User(username=n, email=f"{n}@example.com", is_staff=n == "admin", password="!") for n in names
+        )
+        self.users = dict(zip(names, users, strict=True))
+        u = self.users
+        self.desk = OperationsTeam.objects.create(name="Service desk", lead=u["olga"])
+        self.field = OperationsTeam.objects.create(name="Field service", lead=u["oscar"])
+        today = timezone.localdate()
+        rows = [
+            ("ALPHA", "Alpha CRM roll-out", Stage.INITIATION, "ann", self.desk, -10),
+            ("BRAVO", "Bravo fulfilment site", Stage.PLANNING, "bob", self.desk, 20),
+            ("CHARLIE", "Charlie office move", Stage.EXECUTION, "ann", self.field, 30),
+            ("DELTA", "Delta process redesign", Stage.CLOSED, "bob", self.field, -40),
+        ]
+        self.projects = {
+            code: Project.objects.create(
+                code=code,
+                name=name,
+                stage=stage,
+                manager=u[manager],
+                receiving_team=team,
+                planned_handover=today + dt.timedelta(days=days),
+            )
+            for code, name, stage, manager, team, days in rows
+        }
+        self.desk_service = Service.objects.create(team=self.desk, name="CRM platform")
+        self.field_service = Service.objects.create(team=self.field, name="Site operations")
+        handovers = [
+            ("ALPHA", HandoverStatus.PREPARING, "olga", -1, ()),
+            ("BRAVO", HandoverStatus.SUBMITTED, "olga", 10, tuple(Risk)),
+            ("CHARLIE", HandoverStatus.RETURNED, "oscar", 20, (Risk.FAILURE,)),
+        ]
+        self.handovers = {}
+        now = timezone.now()
+        for code, status, owner, days, verified in handovers:
+            project = self.projects[code]
+            handover = Handover.objects.create(
+                project=project,
+                receiving_team=project.receiving_team,
+                operations_owner=u[owner],
+                target_date=today + dt.timedelta(days=days),
+                status=status,
+                status_changed_at=now,
+                last_activity_at=now,
+                created_at=now,
+                deliverables=f"{code.title()} deliverables",
+            )
+            ChecklistItem.objects.bulk_create(
+                ChecklistItem(
+                    handover=handover,
+                    title=f"{code} {risk} {side}",
+                    risk=risk,
+                    side=side,
+                    status=ItemStatus.VERIFIED if risk in verified else ItemStatus.OPEN,
+                )
+                for risk in Risk
+                for side in Side
+            )
+            self.handovers[code] = handover
+
+    def client(self) -> APIClient:
+        client = APIClient()
+        client.force_authenticate(self.users["admin"])
+        return client
+
+
+def _codes(response) -> list[str]:
+    assert response.status_code == 200, response.content
+    rows = response.json()["results"]
+    return [row["code"] if "code" in row else row["project"]["code"] for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "expected"),
+    [
+        ("projects", {"stage": "planning"}, {"BRAVO"}),
+        ("projects", {"stage": ["initiation", "closed"]}, {"ALPHA", "DELTA"}),
+        ("projects", {"receiving_team": "@desk"}, {"ALPHA", "BRAVO"}),
+        ("projects", {"manager": "@ann"}, {"ALPHA", "CHARLIE"}),
+        ("projects", {"overdue": "true"}, {"ALPHA"}),
+        ("projects", {"overdue": "false"}, {"BRAVO", "CHARLIE", "DELTA"}),
+        ("projects", {"search": "office"}, {"CHARLIE"}),
+        ("projects", {"search": "bravo"}, {"BRAVO"}),
+        ("projects", {"stage": "execution", "manager": "@bob"}, set()),
+        ("handovers", {"status": "submitted"}, {"BRAVO"}),
+        ("handovers", {"status": ["preparing", "returned"]}, {"ALPHA", "CHARLIE"}),
+        ("handovers", {"receiving_team": "@field"}, {"CHARLIE"}),
+        ("handovers", {"operations_owner": "@olga"}, {"ALPHA", "BRAVO"}),
+        ("handovers", {"manager": "@bob"}, {"BRAVO"}),
+        ("handovers", {"project": "@ALPHA"}, {"ALPHA"}),
+        ("handovers", {"overdue": "true"}, {"ALPHA"}),
+        ("handovers", {"overdue": "false"}, {"BRAVO", "CHARLIE"}),
+        ("handovers", {"readiness_below": "0.5"}, {"ALPHA", "CHARLIE"}),
+        ("handovers", {"readiness_below": "1"}, {"ALPHA", "CHARLIE"}),
+        ("handovers", {"readiness_below": "0"}, set()),
+        ("handovers", {"readiness_risk": "failure", "readiness_below": "0.5"}, {"ALPHA"}),
+        ("handovers", {"readiness_risk": "adoption", "readiness_below": "0.5"}, {"ALPHA", "CHARLIE"}),
+        ("handovers", {"search": "CHARLIE"}, {"CHARLIE"}),
+        ("handovers", {"search": "Alpha deliverables"}, {"ALPHA"}),
+    ],
+    ids=lambda v: json.dumps(v, default=str) if isinstance(v, dict) else str(v),
+)
+def test_filters_narrow_the_list(path: str, params: dict, expected: set[str]):
+    world = Portfolio()
+    ids = {
+        "desk": world.desk.pk,
+        "field": world.field.pk,
+        **{name: user.pk for name, user in world.users.items()},
+        **{code: project.pk for code, project in world.projects.items()},
+    }
+    query = {key: ids[value[1:]] if str(value).startswith("@") else value for key, value in params.items()}
+    assert set(_codes(world.client().get(f"{API}/{path}/", query))) == expected
+
+
+def test_filters_on_services_items_and_conditions():
+    world = Portfolio()
+    client = world.client()
+    services = client.get(f"{API}/services/", {"team": world.field.pk}).json()["results"]
+    assert [s["name"] for s in services] == ["Site operations"]
+    alpha = world.handovers["ALPHA"]
+    items = client.get(f"{API}/items/", {"handover": alpha.pk, "side": "operations", "risk": "failure"}).json()
+    assert [i["title"] for i in items["results"]] == ["ALPHA failure operations"]
+    verified = client.get(f"{API}/items/", {"status": "verified", "page_size": 100}).json()["results"]
+    assert {i["handover"] for i in verified} == {world.handovers["BRAVO"].pk, world.handovers["CHARLIE"].pk}
+    assert client.get(f"{API}/conditions/", {"status": "open"}).json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "ordering", "expected"),
+    [
+        ("projects", "code", ["ALPHA", "BRAVO", "CHARLIE", "DELTA"]),
+        ("projects", "-code", ["DELTA", "CHARLIE", "BRAVO", "ALPHA"]),
+        ("projects", "planned_handover", ["DELTA", "ALPHA", "BRAVO", "CHARLIE"]),
+        ("handovers", "target_date", ["ALPHA", "BRAVO", "CHARLIE"]),
+        ("handovers", "-target_date", ["CHARLIE", "BRAVO", "ALPHA"]),
+        ("handovers", "status", ["ALPHA", "CHARLIE", "BRAVO"]),  # preparing, returned, submitted
+    ],
+)
+def test_ordering(path: str, ordering: str, expected: list[str]):
+    world = Portfolio()
+    assert _codes(world.client().get(f"{API}/{path}/", {"ordering": ordering})) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("projects", {"stage": "finished"}, "stage"),
+        ("projects", {"receiving_team": "desk"}, "receiving_team"),
+        ("projects", {"receiving_team": UNKNOWN_ID}, "receiving_team"),
+        ("projects", {"manager": "ann"}, "manager"),
+        ("projects", {"manager": HUGE_ID}, "manager"),
+        ("projects", {"overdue": "maybe"}, "overdue"),
+        ("projects", {"planned_handover_before": "next year"}, "planned_handover_before"),
+        ("projects", {"search": "\x00"}, None),
+        ("handovers", {"status": "done"}, "status"),
+        ("handovers", {"project": "CRM"}, "project"),
+        ("handovers", {"receiving_team": "x"}, "receiving_team"),
+        ("handovers", {"operations_owner": "olga"}, "operations_owner"),
+        ("handovers", {"manager": "bob"}, "manager"),
+        ("handovers", {"manager": HUGE_ID}, None),
+        ("handovers", {"overdue": "yes"}, "overdue"),
+        ("handovers", {"readiness_below": "2"}, "readiness_below"),
+        ("handovers", {"readiness_below": "-0.1"}, "readiness_below"),
+        ("handovers", {"readiness_below": "half"}, "readiness_below"),
+        ("handovers", {"readiness_below": "NaN"}, "readiness_below"),
+        ("handovers", {"readiness_risk": "meteor", "readiness_below": "0.5"}, "readiness_risk"),
+        ("handovers", {"target_date_after": "2026-02-30"}, "target_date_after"),
+        ("handovers", {"search": "\x00"}, None),
+        ("items", {"status": "finished"}, "status"),
+        ("items", {"risk": "meteor"}, "risk"),
+        ("items", {"handover": "x"}, "handover"),
+        ("items", {"assignee": "ann"}, "assignee"),
+        ("conditions", {"status": "late"}, "status"),
+        ("conditions", {"handover": UNKNOWN_ID}, "handover"),
+        ("services", {"team": "desk"}, "team"),
+        ("kpis", {"direction": "up"}, "direction"),
+        ("templates", {"kind": "bakery"}, "kind"),
+    ],
+    ids=lambda v: json.dumps(v, default=str) if isinstance(v, dict) else str(v),
+)
+def test_invalid_filter_value_is_400_naming_it(path: str, params: dict, field: str | None):
+    world = Portfolio()
+    response = world.client().get(f"{API}/{path}/", params)
+    if field is None and response.status_code == 200:
+        return  # a value that cannot match anything may also just match nothing: never a 500
+    assert_refused(response, field)

@@ -1,0 +1,109 @@
+"""Fixtures shared by the whole suite.
+
+Tests that need a real PostgreSQL or Redis are marked ``postgres`` / ``redis``. Without the service they skip with
+the reason; with ``CI=true`` they fail instead, so that CI cannot pass by skipping them.
+"""
+
+import datetime as dt
+import os
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from handover import services as handover_services
+from projects import services as project_services
+from projects.choices import Stage
+
+from .factories import AdminFactory, ProjectFactory, TeamFactory, TemplateFactory, UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def skip_or_fail(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this test must run in CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _require_services(request):
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        skip_or_fail("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    if request.node.get_closest_marker("redis"):
+        url = os.environ.get("REDIS_URL")
+        if not url:
+            skip_or_fail("needs Redis: set REDIS_URL=redis://...")
+        import redis
+
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        except redis.RedisError as error:
+            skip_or_fail(f"needs Redis at {url}: {error}")
+
+
+@pytest.fixture
+def admin_user(db):
+    return AdminFactory(username="admin")
+
+
+@pytest.fixture
+def manager(db):
+    return UserFactory(username="manager")
+
+
+@pytest.fixture
+def member(db):
+    return UserFactory(username="member")
+
+
+@pytest.fixture
+def viewer(db):
+    return UserFactory(username="viewer")
+
+
+@pytest.fixture
+def lead(db):
+    return UserFactory(username="lead")
+
+
+@pytest.fixture
+def owner(db):
+    return UserFactory(username="owner")
+
+
+@pytest.fixture
+def ops_member(db):
+    return UserFactory(username="opsmember")
+
+
+@pytest.fixture
+def team(db, lead, owner, ops_member):
+    return TeamFactory(name="Service desk", lead=lead, members=[owner, ops_member])
+
+
+@pytest.fixture
+def template(db):
+    return TemplateFactory(name="Small roll-out")
+
+
+@pytest.fixture
+def project(db, manager, member, team):
+    return ProjectFactory(code="CRM-2026", name="CRM roll-out", manager=manager, receiving_team=team, members=[member])
+
+
+@pytest.fixture
+def planning_project(project, manager):
+    return project_services.project_transition(project=project, to=Stage.PLANNING, by=manager)
+
+
+@pytest.fixture
+def handover(planning_project, template, owner, manager):
+    """A preparing handover of the CRM project, built from the small template by its manager."""
+    return handover_services.handover_create(
+        project=planning_project,
+        template=template,
+        operations_owner=owner,
+        target_date=timezone.localdate() + dt.timedelta(days=30),
+        by=manager,
+    )
