@@ -1,11 +1,28 @@
-"""The Celery app: broker from REDIS_URL (or an embedded filesystem broker under var/ when it is unset)."""
+"""The Celery app: broker from REDIS_URL (or an embedded filesystem broker under var/ when it is unset).
 
+Its configuration (JSON, time limits, retries, the beat schedule) is the ``CELERY_`` part of
+``config/settings/base.py``.
+"""
+
+import logging
 import os
 
 from celery import Celery
+from celery.signals import beat_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("handover")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@beat_init.connect
+def _first_pass_at_start(**_) -> None:
+    """Beat's interval entries first fire one interval after it starts; run each job once now, so that a freshly
+    started beat shows in /healthz within seconds rather than minutes. Both jobs are idempotent."""
+    for entry in app.conf.beat_schedule.values():
+        try:
+            app.send_task(entry["task"], **entry.get("options", {}))
+        except Exception as error:  # the broker is down: beat's own schedule tries again later
+            logging.getLogger(__name__).warning("could not send %s at beat start: %s", entry["task"], error)

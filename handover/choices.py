@@ -163,13 +163,23 @@ class DeliveryStatus(models.TextChoices):
     """Outbox state of a notification or webhook delivery.
 
     pending → sending (claimed by one task, compare-and-set) → sent | pending (retry later) | failed (gave up).
-    A row stuck in sending (its worker died) is put back to pending by the sweep.
+    A row stuck in sending (its worker died) counts as a failed attempt when the sweep frees it. A notification
+    whose stall flag resolved before it went out is cancelled (pending → cancelled): it no longer has anything true
+    to say.
     """
 
     PENDING = "pending", "Pending"
     SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled (flag resolved first)"
+
+
+class DetectionSource(models.TextChoices):
+    """What ran a stall-detection pass: /healthz trusts only beat's passes as proof that the scheduler runs."""
+
+    BEAT = "beat", "Beat (Celery task)"
+    COMMAND = "command", "manage.py detect_stalls"
 
 
 class EventType(models.TextChoices):

@@ -13,6 +13,7 @@ from .choices import (
     ConditionStatus,
     DecisionKind,
     DeliveryStatus,
+    DetectionSource,
     EventType,
     HandoverStatus,
     ItemStatus,
@@ -357,6 +358,9 @@ class Notification(models.Model):
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField(db_index=True)
+    # When a send task for this row was last published; the sweep re-enqueues a due row only if none was
+    # published since it became due, or long ago (a lost message), not every minute.
+    enqueued_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -429,6 +433,7 @@ class WebhookDelivery(models.Model):
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
+    enqueued_at = models.DateTimeField(null=True, blank=True)  # as Notification.enqueued_at
     claimed_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
@@ -448,8 +453,9 @@ class WebhookDelivery(models.Model):
 
 
 class DetectionRun(models.Model):
-    """One pass of the stall detector: when, how long, what it did. /healthz reports the latest."""
+    """One pass of the stall detector: when, how long, what it did. /healthz reports beat's latest."""
 
+    source = models.CharField(max_length=10, choices=DetectionSource.choices, default=DetectionSource.COMMAND)
     started_at = models.DateTimeField(db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     opened = models.PositiveIntegerField(default=0)
@@ -460,6 +466,21 @@ class DetectionRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
+        indexes = [models.Index(fields=["source", "-finished_at"], name="detectionrun_source_finished")]
 
     def __str__(self) -> str:
         return f"Detection at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class OutboxSweep(models.Model):
+    """The outbox sweep's latest pass: one row, overwritten each minute, that /healthz reports."""
+
+    name = models.CharField(max_length=30, unique=True, default="outbox")
+    finished_at = models.DateTimeField()
+    freed = models.PositiveIntegerField(default=0)
+    notifications = models.PositiveIntegerField(default=0)
+    deliveries = models.PositiveIntegerField(default=0)
+    published = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"Outbox sweep at {self.finished_at:%Y-%m-%d %H:%M:%S}"

@@ -1,11 +1,14 @@
 """Services that tell people and tools what happened: the outbox of notifications and webhook deliveries.
 
 The database is the source of truth. A change writes the rows that must be sent (``Notification``,
-``Event`` + ``WebhookDelivery``) in its own transaction and asks Celery, after commit, to send them. A send task
-claims its row with compare-and-set (pending → sending) so that a retried or duplicated task sends once; a sweep
-re-enqueues rows that were never claimed (for instance because the broker was down when the change committed)
-and frees rows whose worker died mid-send. Retries are rows with a later ``next_attempt_at``, picked up by the
-sweep, so no task ever waits on a long countdown in Redis.
+``Event`` + ``WebhookDelivery``) in its own transaction and asks Celery, after commit, to send them: every id a
+transaction enqueues is published by one after-commit callback, over one broker connection with tight timeouts,
+and a failure opens a short circuit breaker, so a hung or unreachable broker costs a request well under a second,
+once. A send task claims its row with compare-and-set (pending → sending) so that a retried or duplicated task
+sends once; a sweep re-enqueues rows that were never published or whose message was lost (for instance because
+the broker was down when the change committed) and frees rows whose worker died mid-send, counting the attempt.
+Retries are rows with a later ``next_attempt_at``, picked up by the sweep, so no task ever waits on a long
+countdown in Redis.
 """
 
 import base64
@@ -13,8 +16,11 @@ import json
 import logging
 import random
 import secrets
+import threading
+import time
 import urllib.error
 import urllib.request
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
@@ -23,6 +29,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import CharField, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
+from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -32,37 +39,122 @@ from projects.choices import ProjectEventKind
 from projects.models import ProjectEvent
 
 from .choices import DeliveryStatus, EventType
-from .models import Event, Handover, Notification, WebhookDelivery, WebhookSubscription
+from .models import Event, Handover, Notification, OutboxSweep, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
 
 STUCK_AFTER = timedelta(minutes=10)  # well above the task time limit: a row still "sending" then has lost its worker
 SWEEP_BATCH = 500
 
+# Which model each send task claims from: after a successful publish its rows record ``enqueued_at``.
+TASK_MODELS = {"send_notification": Notification, "deliver_webhook": WebhookDelivery}
+
 # ------------------------------------------------------------------------------------------------ enqueue
 
 
+class _Breaker:
+    """After a failed publish this process skips publishing for a while: the rows wait for the sweep.
+
+    Without it every request would pay the broker's timeout again while the broker is down.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+
+    def is_open(self) -> bool:
+        with self._lock:
+            return time.monotonic() < self._open_until
+
+    def trip(self) -> None:
+        with self._lock:
+            self._open_until = time.monotonic() + settings.OUTBOX_PUBLISH_BREAKER
+
+    def reset(self) -> None:
+        with self._lock:
+            self._open_until = 0.0
+
+
+publish_breaker = _Breaker()
+
+
+class _Batch:
+    """The ids one transaction enqueues, by task; published together by one after-commit callback."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, list] = defaultdict(list)
+
+    def publish(self) -> None:
+        _publish(self.ids)
+
+
 def enqueue(task_name: str, ids: Iterable) -> None:
-    """Ask Celery, after commit, to process these rows. Never raises: if the broker is down the sweep catches up."""
+    """Ask Celery, after commit, to process these rows. Never raises: if the broker is down the sweep catches up.
+
+    All the ids enqueued in one transaction (a request that emits several events, a detection rule's pass) go out
+    in a single publish after its commit, over one broker connection.
+    """
     ids = [str(i) if not isinstance(i, int) else i for i in ids]
     if not ids:
         return
+    connection = transaction.get_connection()
+    batch = getattr(connection, "_outbox_batch", None)
+    if batch is None or not _still_registered(connection, batch):
+        batch = _Batch()
+        connection._outbox_batch = batch
+        batch.ids[task_name].extend(ids)
+        # Outside a transaction on_commit runs the publish at once; inside, after the outermost commit.
+        transaction.on_commit(batch.publish)
+    else:
+        # Ids added inside a savepoint that is later rolled back are published too: their task finds no row.
+        batch.ids[task_name].extend(ids)
 
-    def publish() -> None:
-        from . import tasks
 
-        task = getattr(tasks, task_name)
-        try:
-            # One producer (one broker connection) for the whole batch, not one per message.
-            with task.app.producer_or_acquire() as producer:
+def _still_registered(connection, batch: _Batch) -> bool:
+    """Whether ``batch`` still waits for this transaction's commit (it was not run, nor dropped by a rollback)."""
+    return connection.in_atomic_block and any(entry[1] == batch.publish for entry in connection.run_on_commit)
+
+
+def _publish(batch: dict[str, list]) -> None:
+    from . import tasks
+
+    batch = {name: ids for name, ids in batch.items() if ids}
+    if not batch:
+        return
+    count = sum(len(ids) for ids in batch.values())
+    if publish_breaker.is_open():
+        logger.info("broker recently unreachable: %d task(s) left for the outbox sweep", count)
+        return
+    app = tasks.send_notification.app
+    timeout = settings.OUTBOX_PUBLISH_TIMEOUT
+    options = {}
+    if str(app.conf.broker_url or "").startswith(("redis://", "rediss://")):
+        options = {"socket_connect_timeout": timeout, "socket_timeout": timeout, "max_retries": 0}
+    published: dict[str, list] = defaultdict(list)
+    try:
+        # One connection and one producer for every message of the transaction.
+        with app.connection_for_write(connect_timeout=timeout, transport_options=options) as connection:
+            producer = app.amqp.Producer(connection)
+            for name, ids in batch.items():
+                task = getattr(tasks, name)
                 for row_id in ids:
-                    task.apply_async((row_id,), retry=False, producer=producer)
-        except Exception as error:  # broker unreachable: the rows stay pending for the sweep
-            logger.warning(
-                "could not enqueue %d %s task(s): %s; the outbox sweep will retry", len(ids), task_name, error
-            )
-
-    transaction.on_commit(publish)
+                    task.apply_async((row_id,), producer=producer, retry=False)
+                    published[name].append(row_id)
+    except Exception as error:  # broker unreachable or hung: the rows stay pending for the sweep
+        publish_breaker.trip()
+        logger.warning(
+            "could not enqueue %d of %d task(s) (%s: %s); not publishing for %.0f s, the outbox sweep will retry",
+            count - sum(len(ids) for ids in published.values()),
+            count,
+            type(error).__name__,
+            error,
+            settings.OUTBOX_PUBLISH_BREAKER,
+        )
+    now = timezone.now()
+    for name, ids in published.items():
+        model = TASK_MODELS.get(name)
+        if model is not None:
+            model.objects.filter(pk__in=ids, status=DeliveryStatus.PENDING).update(enqueued_at=now)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -74,6 +166,10 @@ def backoff(attempts: int) -> timedelta:
 # ------------------------------------------------------------------------------------------------- events
 
 
+def handover_web_url(handover: Handover) -> str:
+    return settings.SITE_URL.rstrip("/") + reverse("handover:detail", kwargs={"pk": handover.pk})
+
+
 def handover_payload(handover: Handover) -> dict:
     project = handover.project
     return {
@@ -83,7 +179,8 @@ def handover_payload(handover: Handover) -> dict:
             "target_date": handover.target_date.isoformat(),
             "operations_owner": handover.operations_owner_id,
             "receiving_team": handover.receiving_team_id,
-            "url": f"{settings.SITE_URL}/api/v1/handovers/{handover.pk}/",
+            "url": f"{settings.SITE_URL.rstrip('/')}/api/v1/handovers/{handover.pk}/",  # for tools: the API resource
+            "web_url": handover_web_url(handover),  # for people: the page in the web UI
         },
         "project": {"id": project.pk, "code": project.code, "name": project.name, "stage": project.stage},
     }
@@ -189,9 +286,12 @@ def _claim(model, pk, now: datetime) -> bool:
 
 
 def _fail(model, row, now: datetime, error: str, **fields) -> None:
-    """Schedule another attempt, or give up after ``OUTBOX_MAX_ATTEMPTS``."""
+    """Count the claimed attempt as failed: schedule another, or give up after ``OUTBOX_MAX_ATTEMPTS``.
+
+    Guarded by the claim's own ``claimed_at``, so that only the attempt that claimed the row can fail it.
+    """
     exhausted = row.attempts >= settings.OUTBOX_MAX_ATTEMPTS
-    model.objects.filter(pk=row.pk, status=DeliveryStatus.SENDING).update(
+    model.objects.filter(pk=row.pk, status=DeliveryStatus.SENDING, claimed_at=row.claimed_at).update(
         status=DeliveryStatus.FAILED if exhausted else DeliveryStatus.PENDING,
         next_attempt_at=now + backoff(row.attempts),
         last_error=error[:2000],
@@ -199,20 +299,29 @@ def _fail(model, row, now: datetime, error: str, **fields) -> None:
     )
 
 
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
 # ---------------------------------------------------------------------------------------- notifications
 
 
 def send_notification(notification_id: int, *, now: datetime | None = None) -> bool:
-    """Send one email notification if it is due and not yet claimed; returns whether this call sent it."""
+    """Send one email notification if it is due and not yet claimed; returns whether this call sent it.
+
+    A notification whose flag resolved before it went out (held by a snooze, or by a broker outage) is cancelled
+    instead: the stall it announces is over.
+    """
     now = now or timezone.now()
-    snoozed = (
-        Notification.objects.filter(pk=notification_id, status=DeliveryStatus.PENDING, flag__snoozed_until__gt=now)
-        .values_list("flag__snoozed_until", flat=True)
-        .first()
-    )
+    pending = Notification.objects.filter(pk=notification_id, status=DeliveryStatus.PENDING)
+    if pending.filter(flag__resolved_at__isnull=False).update(
+        status=DeliveryStatus.CANCELLED, last_error="The stall flag resolved before this was sent."
+    ):
+        return False
+    snoozed = pending.filter(flag__snoozed_until__gt=now).values_list("flag__snoozed_until", flat=True).first()
     if snoozed is not None:
         # A snoozed flag sends nothing until its date; the sweep brings the row back then.
-        Notification.objects.filter(pk=notification_id, status=DeliveryStatus.PENDING).update(next_attempt_at=snoozed)
+        pending.update(next_attempt_at=snoozed)
         return False
     if not _claim(Notification, notification_id, now):
         return False
@@ -225,9 +334,11 @@ def send_notification(notification_id: int, *, now: datetime | None = None) -> b
             [notification.recipient.email],
             fail_silently=False,
         )
-    except Exception as error:  # SMTP and network errors: try again later
-        logger.warning("email notification %s failed: %s", notification_id, error)
-        _fail(Notification, notification, now, f"{type(error).__name__}: {error}")
+    except Exception as error:  # SMTP, network, timeout, a bad reply, a soft time limit: try again later
+        logger.warning(
+            "email notification %s failed (attempt %d): %s", notification_id, notification.attempts, _describe(error)
+        )
+        _fail(Notification, notification, now, _describe(error))
         return False
     Notification.objects.filter(pk=notification_id, status=DeliveryStatus.SENDING).update(
         status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error=""
@@ -259,30 +370,51 @@ def sign(subscription: WebhookSubscription, *, msg_id: str, timestamp: datetime,
     }
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A receiver answering 3xx has not accepted the event: the redirect is a failed attempt, never followed
+    (following it would re-send a signed payload to wherever the receiver points)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_webhook_opener = urllib.request.build_opener(_NoRedirects)
+
+
 def deliver_webhook(delivery_id: int, *, now: datetime | None = None) -> bool:
-    """POST one event to one subscriber if due and not yet claimed; returns whether it was accepted (2xx)."""
+    """POST one event to one subscriber if due and not yet claimed; returns whether it was accepted (2xx).
+
+    Whatever goes wrong with the request (refused, timeout, a reply that is not HTTP, a 3xx, 4xx or 5xx) is one
+    failed attempt, logged with its error and code: the row goes back to pending with backoff, or to failed after
+    ``OUTBOX_MAX_ATTEMPTS``; it is never left in "sending".
+    """
     now = now or timezone.now()
     if not _claim(WebhookDelivery, delivery_id, now):
         return False
     delivery = WebhookDelivery.objects.select_related("event", "subscription").get(pk=delivery_id)
-    body = json.dumps(delivery.event.payload, separators=(",", ":"), sort_keys=True)
-    headers = sign(delivery.subscription, msg_id=f"msg_{delivery.event_id.hex}", timestamp=timezone.now(), body=body)
-    # The URL was validated as http(s) when the subscription was made.
-    request = urllib.request.Request(delivery.subscription.url, data=body.encode(), headers=headers, method="POST")
     code, error = None, ""
     try:
-        with urllib.request.urlopen(request, timeout=settings.WEBHOOK_TIMEOUT) as response:
+        body = json.dumps(delivery.event.payload, separators=(",", ":"), sort_keys=True)
+        headers = sign(
+            delivery.subscription, msg_id=f"msg_{delivery.event_id.hex}", timestamp=timezone.now(), body=body
+        )
+        # The URL was validated as http(s) when the subscription was made.
+        request = urllib.request.Request(delivery.subscription.url, data=body.encode(), headers=headers, method="POST")
+        with _webhook_opener.open(request, timeout=settings.WEBHOOK_TIMEOUT) as response:
             code = response.status
-    except urllib.error.HTTPError as http_error:
+    except urllib.error.HTTPError as http_error:  # 3xx (not followed), 4xx, 5xx
         code, error = http_error.code, f"HTTP {http_error.code}"
-    except (OSError, ValueError) as network_error:  # refused, timeout, DNS, bad URL
-        error = f"{type(network_error).__name__}: {network_error}"
+        http_error.close()
+    except Exception as failure:  # refused, timeout, DNS, a garbage reply (BadStatusLine), a soft time limit
+        error = _describe(failure)
     if code is not None and 200 <= code < 300:
         WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING).update(
             status=DeliveryStatus.SENT, delivered_at=timezone.now(), last_status_code=code, last_error=""
         )
         return True
-    _fail(WebhookDelivery, delivery, now, error or f"HTTP {code}", last_status_code=code)
+    error = error or f"HTTP {code}"
+    logger.warning("webhook delivery %s failed (attempt %d): %s", delivery_id, delivery.attempts, error)
+    _fail(WebhookDelivery, delivery, now, error, last_status_code=code)
     return False
 
 
@@ -290,19 +422,49 @@ def deliver_webhook(delivery_id: int, *, now: datetime | None = None) -> bool:
 
 
 def sweep(*, now: datetime | None = None) -> dict[str, int]:
-    """Free rows whose worker died, re-enqueue rows that are due, and publish recent project stage moves."""
+    """Free rows whose worker died, re-enqueue rows that are due, and publish recent project stage moves.
+
+    A row left in "sending" past ``STUCK_AFTER`` lost its worker mid-send (killed at the hard time limit, say):
+    that attempt counts, so a send that always kills its worker ends failed instead of looping. A due row is
+    published again only if no task was published for it since it became due, or that was long ago
+    (``OUTBOX_REQUEUE_AFTER``: a message lost with the broker); oldest first, so none starves.
+    """
     now = now or timezone.now()
-    stuck = Q(status=DeliveryStatus.SENDING, claimed_at__lt=now - STUCK_AFTER)
-    freed = Notification.objects.filter(stuck).update(status=DeliveryStatus.PENDING, next_attempt_at=now)
-    freed += WebhookDelivery.objects.filter(stuck).update(status=DeliveryStatus.PENDING, next_attempt_at=now)
-    due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-    notifications = list(Notification.objects.filter(due).values_list("pk", flat=True)[:SWEEP_BATCH])
-    deliveries = list(WebhookDelivery.objects.filter(due).values_list("pk", flat=True)[:SWEEP_BATCH])
+    freed = 0
+    for model in (Notification, WebhookDelivery):
+        for row in model.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=now - STUCK_AFTER):
+            logger.warning(
+                "%s %s was stuck in sending since %s: counted as a failed attempt",
+                model.__name__,
+                row.pk,
+                row.claimed_at.isoformat(),
+            )
+            _fail(model, row, now, f"The worker was lost mid-send (claimed at {row.claimed_at.isoformat()}).")
+            freed += 1
+    due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) & (
+        Q(enqueued_at__isnull=True)
+        | Q(enqueued_at__lt=F("next_attempt_at"))
+        | Q(enqueued_at__lt=now - timedelta(seconds=settings.OUTBOX_REQUEUE_AFTER))
+    )
+    oldest_first = ("next_attempt_at", "pk")
+    notifications = list(
+        Notification.objects.filter(due).order_by(*oldest_first).values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
+    deliveries = list(
+        WebhookDelivery.objects.filter(due).order_by(*oldest_first).values_list("pk", flat=True)[:SWEEP_BATCH]
+    )
     with transaction.atomic():
         enqueue("send_notification", notifications)
         enqueue("deliver_webhook", deliveries)
         published = publish_project_events(now=now)
-    return {"freed": freed, "notifications": len(notifications), "deliveries": len(deliveries), "published": published}
+        summary = {
+            "freed": freed,
+            "notifications": len(notifications),
+            "deliveries": len(deliveries),
+            "published": published,
+        }
+        OutboxSweep.objects.update_or_create(name="outbox", defaults={"finished_at": timezone.now(), **summary})
+    return summary
 
 
 # ------------------------------------------------------------------------------------ webhook subscriptions

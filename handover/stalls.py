@@ -22,7 +22,7 @@ from django.utils import timezone
 from config.errors import IllegalTransition, InvalidInput, NotPermitted
 from config.validation import require_text
 from operations.choices import KpiDirection
-from operations.models import Kpi, KpiReading, OperationsTeam
+from operations.models import KpiReading, OperationsTeam
 
 from . import outbox
 from .choices import (
@@ -31,6 +31,7 @@ from .choices import (
     Channel,
     ConditionStatus,
     DeliveryStatus,
+    DetectionSource,
     EventType,
     HandoverStatus,
     ItemStatus,
@@ -161,21 +162,42 @@ def _conditions_overdue(t: Thresholds, now: datetime, today: date) -> Found:
 
 
 def _adoption_below_target(t: Thresholds, now: datetime, today: date) -> Found:
-    latest = KpiReading.objects.filter(kpi=OuterRef("pk")).order_by("-measured_at", "-id").values("value")[:1]
+    """In hypercare, an adoption KPI below target at its review date (plus the team's threshold).
+
+    The KPI is judged by its latest reading taken during this hypercare: at or after the handover entered
+    hypercare and not later than now. A reading from before hypercare (the project's own baseline, an earlier
+    run) says nothing about adoption of what was handed over, and a KPI with no reading in the window counts as
+    below target: at its review date nobody can show it is met. A later reading at or beyond the target (in the
+    KPI's direction) makes the rule false, so the flag resolves.
+    """
+    # From the handover's side: its team (whose threshold applies) is single-valued there, and each row is one
+    # (handover, adoption KPI of its service) pair.
+    window = KpiReading.objects.filter(
+        kpi=OuterRef("service__kpis"),
+        measured_at__gte=OuterRef("hypercare_started_at"),
+        measured_at__lte=now,
+    ).order_by("-measured_at", "-id")
     kpis = (
-        Kpi.objects.filter(
-            t.date_before(StallRule.ADOPTION_BELOW_TARGET, "review_date", today + timedelta(days=1), "service__team"),
-            is_adoption=True,
-            service__handovers__status=HandoverStatus.HYPERCARE,
+        Handover.objects.filter(
+            t.date_before(
+                StallRule.ADOPTION_BELOW_TARGET,
+                "service__kpis__review_date",
+                today + timedelta(days=1),  # on the review date itself, not the day after
+            ),
+            service__kpis__is_adoption=True,
+            status=HandoverStatus.HYPERCARE,
         )
-        .annotate(latest=Subquery(latest))
-        .values_list("pk", "service__handovers__pk", "latest", "target", "direction")
+        .annotate(latest=Subquery(window.values("value")[:1]))
+        .order_by()
+        .values_list("service__kpis__pk", "pk", "latest", "service__kpis__target", "service__kpis__direction")
     )
     found: Found = {}
     for kpi_id, handover_id, value, target, direction in kpis:
         met = value is not None and (value >= target if direction == KpiDirection.HIGHER else value <= target)
         if not met:
-            found.setdefault(handover_id, {"kpis": []})["kpis"].append(kpi_id)
+            entry = found.setdefault(handover_id, {"kpis": [], "latest": {}})
+            entry["kpis"].append(kpi_id)
+            entry["latest"][str(kpi_id)] = None if value is None else str(value)
     return found
 
 
@@ -213,14 +235,18 @@ class _QueryCounter:
         return execute(sql, params, many, context)
 
 
-def detect_stalls(*, now: datetime | None = None) -> DetectionResult:
-    """One detection pass over every rule; safe to run concurrently and repeatedly."""
+def detect_stalls(*, now: datetime | None = None, source: DetectionSource = DetectionSource.COMMAND) -> DetectionResult:
+    """One detection pass over every rule; safe to run concurrently and repeatedly.
+
+    ``source`` says what ran it (beat's periodic task, or the command and everything else): /healthz counts only
+    beat's passes as proof that the scheduler is alive.
+    """
     now = now or timezone.now()
     today = timezone.localdate(now)
     counter = _QueryCounter()
     with connection.execute_wrapper(counter):
         thresholds = Thresholds(list(OperationsTeam.objects.all()))
-        result = DetectionResult(run=DetectionRun.objects.create(started_at=now))
+        result = DetectionResult(run=DetectionRun.objects.create(started_at=now, source=source))
         for rule, find in RULES.items():
             with transaction.atomic():
                 opened, resolved = _sync_rule(rule, find(thresholds, now, today), now)
@@ -268,6 +294,10 @@ def _sync_rule(rule: StallRule, found: Found, now: datetime) -> tuple[list[Stall
         )
         StallFlag.objects.filter(pk__in=gone, resolved_at__isnull=True).update(resolved_at=now)
         resolved = [flag.pk for flag in resolving]
+        # What was still held (a snooze, a broker outage) has nothing true to say any more.
+        Notification.objects.filter(flag__in=resolved, status=DeliveryStatus.PENDING).update(
+            status=DeliveryStatus.CANCELLED, last_error="The stall flag resolved before this was sent."
+        )
         _emit_flags(EventType.STALL_RESOLVED, resolving, now)
     return opened, resolved
 
@@ -276,15 +306,19 @@ def _notify_new_condition_owners(open_flags: dict[int, int], found: Found, now: 
     """A condition of another owner falling overdue during an open episode: tell that owner too, once.
 
     The episode stays one flag; its detail gathers the owners, and the notification constraint keeps everyone
-    already told from hearing it again.
+    already told from hearing it again. A snoozed flag is left as it is: its detail does not grow, so the first
+    pass after the snooze ends finds the new owners and tells them then (with the owner's reminder), and nothing
+    reaches anyone, in the inbox or by email, before the date.
     """
     continuing = {flag_id: found[handover_id] for handover_id, flag_id in open_flags.items() if handover_id in found}
     if not continuing:
         return
     flags = list(
-        StallFlag.objects.filter(pk__in=list(continuing), resolved_at__isnull=True).select_related(
-            "handover__project", "handover__receiving_team"
-        )
+        StallFlag.objects.filter(
+            Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now),
+            pk__in=list(continuing),
+            resolved_at__isnull=True,
+        ).select_related("handover__project", "handover__receiving_team")
     )
     grown = []
     for flag in flags:
@@ -302,13 +336,18 @@ def _notify_new_condition_owners(open_flags: dict[int, int], found: Found, now: 
 
 
 def _escalate(thresholds: Thresholds, now: datetime) -> list[int]:
-    """Unacknowledged, unsnoozed flags older than the team's escalation delay go to the team lead, once."""
+    """Unacknowledged, unsnoozed flags older than the team's escalation delay go to the team lead, once.
+
+    Only when the team has an active lead: without one nobody would hear it, so the flag stays unescalated and
+    the first pass after a lead is named escalates it.
+    """
     due = StallFlag.objects.filter(
         thresholds.escalation_due("opened_at", now, team_path="handover__receiving_team"),
         Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=now),
         resolved_at__isnull=True,
         acknowledged_at__isnull=True,
         escalated_at__isnull=True,
+        handover__receiving_team__lead__is_active=True,
     )
     flags = list(due.select_related("handover__project", "handover__receiving_team"))
     if not flags:
@@ -372,15 +411,15 @@ def _message(flag: StallFlag, kind: NotificationKind) -> tuple[str, str]:
         NotificationKind.ESCALATED: "Escalated",
         NotificationKind.REMINDER: "Reminder",
     }[kind]
-    subject = f"[Handover] {prefix}: {project.code} {project.name} ({flag.get_rule_display().lower()})"
+    title = f"{prefix}: {project.code} {project.name} ({flag.get_rule_display().lower()})"
     body = (
         f"The handover of {project.code} {project.name} to {handover.receiving_team} {what}.\n\n"
         f"Rule: {flag.get_rule_display()} (open since {flag.opened_at:%d %b %Y %H:%M}).\n"
-        f"Handover: {outbox.handover_payload(handover)['handover']['url']}\n"
+        f"Handover: {outbox.handover_web_url(handover)}\n"
     )
     if kind == NotificationKind.ESCALATED:
         body += "\nYou receive this as the team's lead: the flag was not acknowledged within the escalation delay.\n"
-    return subject, body
+    return title, body
 
 
 def _notify(flags: list[StallFlag], kind: NotificationKind, now: datetime) -> None:
@@ -392,24 +431,27 @@ def _notify(flags: list[StallFlag], kind: NotificationKind, now: datetime) -> No
     emails = dict(get_user_model().objects.filter(pk__in=user_ids, is_active=True).values_list("pk", "email"))
     rows = []
     for flag in flags:
-        subject, body = _message(flag, kind)
+        title, body = _message(flag, kind)
         for user_id in wanted[flag.pk]:
             if user_id not in emails:
                 continue
-            common = {"recipient_id": user_id, "flag": flag, "kind": kind, "subject": subject, "body": body}
-            # The in-app row is its own delivery: it is in the inbox the moment it exists.
+            common = {"recipient_id": user_id, "flag": flag, "kind": kind, "body": body, "created_at": now}
+            # The in-app row is its own delivery: it is in the inbox the moment it exists. (No caller notifies
+            # about a flag while it is snoozed, so it is never shown early.)
             rows.append(
                 Notification(
                     channel=Channel.IN_APP,
                     status=DeliveryStatus.SENT,
                     sent_at=now,
                     next_attempt_at=now,
-                    created_at=now,
+                    subject=title,
                     **common,
                 )
             )
             if emails[user_id]:
-                rows.append(Notification(channel=Channel.EMAIL, next_attempt_at=now, created_at=now, **common))
+                rows.append(
+                    Notification(channel=Channel.EMAIL, next_attempt_at=now, subject=f"[Handover] {title}", **common)
+                )
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
     pending = Notification.objects.filter(
         flag__in=[f.pk for f in flags], kind=kind, channel=Channel.EMAIL, status=DeliveryStatus.PENDING

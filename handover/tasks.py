@@ -4,6 +4,7 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from . import outbox, stalls
+from .choices import DetectionSource
 
 # Transient database errors are retried with capped, jittered backoff; the cap stays far below the Redis
 # visibility timeout (1 hour) so a waiting retry is never redelivered as a duplicate.
@@ -18,7 +19,7 @@ RETRY = {
 
 @shared_task(name="handover.tasks.detect_stalls", **RETRY)
 def detect_stalls() -> dict:
-    result = stalls.detect_stalls()
+    result = stalls.detect_stalls(source=DetectionSource.BEAT)
     return {
         "opened": len(result.opened),
         "resolved": len(result.resolved),

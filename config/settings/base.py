@@ -108,6 +108,9 @@ STORAGES = {
 
 EMAIL_CONFIG = env.email("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# A hung SMTP server must fail the send (one attempt, retried later), well inside the task's soft time limit,
+# instead of holding the worker until the hard limit kills it.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Handover <handover@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -192,7 +195,9 @@ REDIS_BROKER_TRANSPORT_OPTIONS = {
     # Every countdown and retry backoff below stays far under this, so Redis never redelivers a task that is
     # merely waiting (celery/kombu#337: long countdowns with Redis cause duplicate runs).
     "visibility_timeout": 3600,
-    "socket_connect_timeout": 1,  # a blackholed broker must not hold a request up for long
+    # The worker's and beat's connections. socket_timeout must stay above kombu's 1 s BRPOP timeout, or an idle
+    # consumer would time out on every poll; the outbox publishes with the tighter OUTBOX_PUBLISH_* below.
+    "socket_connect_timeout": 1,
     "socket_timeout": 5,
     # How often a publisher retries connecting. Any retry first sleeps kombu's interval_start (2 s), so a request
     # that enqueues while Redis is down would hang >2 s per task; one try, then the outbox sweep catches up. The
@@ -246,9 +251,19 @@ CELERY_BEAT_SCHEDULE = {
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
+# Publishing from the outbox (after a request's commit, and from the sweep): one connection per transaction with
+# tight timeouts, so a hung or blackholed Redis costs a request at most about a second, once. After a failure the
+# process stops trying for OUTBOX_PUBLISH_BREAKER seconds; the rows wait in the database for the sweep.
+OUTBOX_PUBLISH_TIMEOUT = env.float("OUTBOX_PUBLISH_TIMEOUT", default=0.5)
+OUTBOX_PUBLISH_BREAKER = env.float("OUTBOX_PUBLISH_BREAKER", default=30.0)
+# A due row whose send task was published this long ago and still not claimed is published again (a lost message).
+OUTBOX_REQUEUE_AFTER = env.int("OUTBOX_REQUEUE_AFTER", default=300)
+
 # Sending: how often a notification or webhook is tried, and how long between tries (capped, with jitter).
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_BACKOFF_BASE = env.int("OUTBOX_BACKOFF_BASE", default=30)
 OUTBOX_BACKOFF_MAX = env.int("OUTBOX_BACKOFF_MAX", default=900)
 WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+# Links in emails and webhook payloads. `make run` passes the web port as HANDOVER_PORT (honcho gives every process
+# its own PORT, so PORT is only trusted when HANDOVER_PORT is unset).
+SITE_URL = env("SITE_URL", default=f"http://127.0.0.1:{env('HANDOVER_PORT', default=env('PORT', default='8000'))}")

@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
+from handover.choices import DetectionSource
 from handover.models import StallFlag
 from handover.stalls import detect_stalls
 
@@ -10,7 +11,7 @@ class Command(BaseCommand):
     help = "Run one stall-detection pass and print what it opened, escalated, reminded and resolved."
 
     def handle(self, *args, **options):
-        result = detect_stalls()
+        result = detect_stalls(source=DetectionSource.COMMAND)
         self.stdout.write(
             f"opened {len(result.opened)}, escalated {len(result.escalated)}, reminded {len(result.reminded)}, "
             f"resolved {len(result.resolved)}"
