@@ -35,11 +35,13 @@ def is_manager(handover: Handover, user) -> bool:
 
 
 def is_operations_owner(handover: Handover, user) -> bool:
-    """The handover's operations owner, the receiving team's lead, or an administrator."""
-    return bool(
-        user.is_authenticated
-        and (user.is_staff or handover.operations_owner_id == user.pk or is_team_lead(handover.receiving_team, user))
-    )
+    """The handover's operations owner while still on the receiving team, the team's lead, or an administrator."""
+    if not user.is_authenticated:
+        return False
+    if user.is_staff or is_team_lead(handover.receiving_team, user):
+        return True
+    # Someone who has left the receiving team keeps the name on the handover but not the right to decide.
+    return handover.operations_owner_id == user.pk and is_team_member(handover.receiving_team, user)
 
 
 def is_operations_member(handover: Handover, user) -> bool:
@@ -343,6 +345,99 @@ def handover_actions(handover: Handover, roles: HandoverRoles) -> frozenset[str]
     if (roles.manager or roles.owner) and HandoverStatus.CANCELLED in HANDOVER_TRANSITIONS[status]:
         actions.add("cancel")
     return frozenset(actions)
+
+
+# The role each move asks for, apart from the state and the gate: what a URL checks before it even reads the
+# form, so that a move the user may never make is refused (403) whatever was posted. Each mirrors the
+# ``NotPermitted`` checks of its service; tests/ui/test_offers.py holds them to that in both directions (a role
+# refused here is refused by the service, and a service's ``NotPermitted`` is refused here).
+HANDOVER_MOVE_ROLES = {
+    "submit": lambda roles: roles.manager,
+    "accept": lambda roles: roles.owner,
+    "accept_with_conditions": lambda roles: roles.owner,
+    "return": lambda roles: roles.owner,
+    "start_hypercare": lambda roles: roles.owner,
+    "complete": lambda roles: roles.owner,
+    "cancel": lambda roles: roles.manager or roles.owner,
+    "comment": lambda roles: roles.participant,
+}
+
+
+def may_attempt_handover_move(action: str, roles: HandoverRoles) -> bool:
+    """Whether ``roles`` hold the role the handover move ``action`` asks for (its state and gate aside)."""
+    check = HANDOVER_MOVE_ROLES.get(action)
+    return bool(check and check(roles))
+
+
+def may_attempt_item_move(action: str, item: ChecklistItem, roles: HandoverRoles) -> bool:
+    """Whether ``roles`` hold the role the item move ``action`` asks for on ``item`` (its state aside)."""
+    work, verify = can_work_item_as(item, roles), can_verify_item_as(item, roles)
+    if action == "complete":
+        return work
+    if action == "verify":  # four eyes: the one who completed it may not verify it
+        return verify and item.done_by_id != roles.user_id
+    if action == "send_back":
+        return verify
+    if action in ("waive", "not_applicable"):
+        return roles.owner or roles.manager
+    if action == "approve_waiver":
+        return roles.owner
+    if action == "reopen":  # the project side may take back its own work, never undo a verification
+        takes_back = roles.manager or (item.status == ItemStatus.DONE and work)
+        return roles.owner or (takes_back and item.status != ItemStatus.VERIFIED)
+    if action == "evidence":
+        return work or verify
+    if action == "comment":
+        return roles.participant
+    return False
+
+
+def may_act_on_flag(flag: StallFlag, user) -> bool:
+    """The role ``stall_acknowledge`` and ``stall_snooze`` ask for: the operations owner or the team's lead."""
+    return is_operations_owner(flag.handover, user)
+
+
+# The gates of submitting and accepting, read from items the page has already loaded (no query) and worded as the
+# services word their refusal (``handover_submit``, ``handover_accept``), so that a blocked button can say why.
+_SUBMITTABLE = (ItemStatus.DONE, ItemStatus.VERIFIED, ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE)
+_ACCEPTABLE = (ItemStatus.VERIFIED, ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE)
+
+
+def _missing(items: Iterable[ChecklistItem], statuses, *, approved_waivers: bool) -> list[str]:
+    missing = []
+    for item in sorted((i for i in items if i.mandatory), key=lambda i: (i.position, i.pk)):
+        if item.status == ItemStatus.WAIVED and approved_waivers and not item.waiver_approved:
+            missing.append(f"{item.title} (waiver not approved)")
+        elif item.status not in statuses:
+            missing.append(item.title)
+    return missing
+
+
+def _titles(titles: list[str], limit: int = 5) -> str:
+    shown = "; ".join(titles[:limit])
+    return shown + (f"; and {len(titles) - limit} more" if len(titles) > limit else "")
+
+
+def handover_gates(items: Iterable[ChecklistItem]) -> dict[str, str]:
+    """``{"submit": message, "accept": message}`` for the gates that block those moves now (absent: open).
+
+    ``accept`` also gates accepting with conditions. The services still decide when the button is pressed.
+    """
+    items = list(items)
+    gates = {}
+    open_items = _missing(items, _SUBMITTABLE, approved_waivers=False)
+    if open_items:
+        gates["submit"] = (
+            f"Submitting needs every mandatory item done, waived or not applicable; {len(open_items)} still open: "
+            f"{_titles(open_items)}."
+        )
+    unverified = _missing(items, _ACCEPTABLE, approved_waivers=True)
+    if unverified:
+        gates["accept"] = (
+            f"Accepting needs every mandatory item verified, waived with approval or not applicable; "
+            f"{len(unverified)} not yet: {_titles(unverified)}."
+        )
+    return gates
 
 
 def stall_flag_actions(flag: StallFlag, user) -> frozenset[str]:

@@ -187,6 +187,9 @@ def _require_open(handover: Handover, what: str) -> None:
             f"The handover is {handover.status}; its checklist can no longer change ({what}).",
             rule="handover_closed_for_changes",
         )
+    # projects refuses to close or cancel a project while its handover is open; this keeps it true for rows
+    # written some other way (a data fix, an old import).
+    _require_project_active(handover.project)
 
 
 def _require_project_side_can_act(handover: Handover, by, *, now: datetime) -> None:
@@ -260,6 +263,7 @@ def handover_create(
             rule="owner_not_in_team",
             field="operations_owner",
         )
+    _require_owner_not_manager(project, operations_owner)
     if target_date is None:
         raise InvalidInput("A target date is required.", rule="target_date_required", field="target_date")
     if service is not None and service.team_id != team.pk:
@@ -308,6 +312,27 @@ def handover_create(
     return handover
 
 
+def _require_owner_not_manager(project: Project, operations_owner) -> None:
+    # Two-sided sign-off: the side that hands over does not accept its own work.
+    if operations_owner.pk == project.manager_id:
+        raise InvalidInput(
+            "The operations owner must be someone other than the project manager: the side that hands over "
+            "does not accept its own work.",
+            rule="owner_is_manager",
+            field="operations_owner",
+        )
+
+
+def _require_hypercare_window(ends_on, exit_criteria: str | None, *, now: datetime, field: str) -> str:
+    """Hypercare has an end date after today and exit criteria (DOMAIN.md); returns the cleaned criteria."""
+    exit_criteria = _text(
+        exit_criteria, field="exit_criteria", what="Hypercare exit criteria", rule="exit_criteria_required"
+    )
+    if not isinstance(ends_on, date) or ends_on <= timezone.localdate(now):
+        raise InvalidInput("Hypercare must end after today.", rule="hypercare_end_in_past", field=field)
+    return exit_criteria
+
+
 HANDOVER_EDITABLE = ("deliverables", "target_date", "service", "operations_owner")
 HYPERCARE_EDITABLE = ("hypercare_ends_on", "hypercare_exit_criteria")
 
@@ -329,12 +354,18 @@ def handover_update(*, handover: Handover, by, expected_version: int | None = No
         if handover.status != HandoverStatus.HYPERCARE:
             raise IllegalTransition("The hypercare window can change only during hypercare.", rule="not_in_hypercare")
     now = timezone.now()
-    if "operations_owner" in changes and not is_team_member(handover.receiving_team, changes["operations_owner"]):
-        raise InvalidInput(
-            f"The operations owner must be the lead or a member of {handover.receiving_team}.",
-            rule="owner_not_in_team",
-            field="operations_owner",
-        )
+    if "operations_owner" in changes:
+        new_owner = changes["operations_owner"]
+        if new_owner is None or not is_team_member(handover.receiving_team, new_owner):
+            raise InvalidInput(
+                f"The operations owner must be the lead or a member of {handover.receiving_team}.",
+                rule="owner_not_in_team",
+                field="operations_owner",
+            )
+        _require_owner_not_manager(handover.project, new_owner)
+    if "target_date" in changes:
+        if changes["target_date"] is None:
+            raise InvalidInput("A target date is required.", rule="target_date_required", field="target_date")
     service = changes.get("service")
     if service is not None and service.team_id != handover.receiving_team_id:
         raise InvalidInput(
@@ -343,6 +374,16 @@ def handover_update(*, handover: Handover, by, expected_version: int | None = No
     diff = apply_changes(handover, changes, allowed=HANDOVER_EDITABLE + HYPERCARE_EDITABLE)
     if not diff:
         return handover
+    if hypercare:
+        # The window keeps the shape hypercare started with: an end date after today and exit criteria.
+        handover.hypercare_exit_criteria = _require_hypercare_window(
+            handover.hypercare_ends_on,
+            handover.hypercare_exit_criteria,
+            now=now,
+            field="hypercare_ends_on",
+        )
+        if "hypercare_exit_criteria" in diff:
+            diff["hypercare_exit_criteria"][1] = handover.hypercare_exit_criteria
     clean_or_raise(handover, exclude=["project"])
     if set(diff) - hypercare:
         _require_can_edit(handover, by, owner=owner, now=now, what="edit the plan")
@@ -408,6 +449,7 @@ def _require_decision_possible(handover: Handover, by) -> None:
         raise IllegalTransition(
             f"Only a submitted handover can be decided; this one is {handover.status}.", rule="not_submitted"
         )
+    _require_project_active(handover.project)
 
 
 def _require_acceptable(handover: Handover) -> None:
@@ -422,14 +464,16 @@ def _require_acceptable(handover: Handover) -> None:
         )
 
 
-def _decide(handover: Handover, by, kind: DecisionKind, *, now: datetime, reason: str = "") -> Decision:
+def _decide(
+    handover: Handover, by, kind: DecisionKind, *, now: datetime, reason: str = "", **snapshot_extra
+) -> Decision:
     return Decision.objects.create(
         handover=handover,
         kind=kind,
         decided_by=by,
         decided_at=now,
         reason=reason,
-        snapshot=checklist_snapshot(handover),
+        snapshot={**checklist_snapshot(handover), **snapshot_extra},
     )
 
 
@@ -486,13 +530,21 @@ def handover_accept_with_conditions(
         raise InvalidInput(
             "Accepting with conditions needs at least one condition.", rule="conditions_required", field="conditions"
         )
-    cleaned = [_clean_condition(c, index) for index, c in enumerate(conditions)]
+    if len(conditions) > MAX_CONDITIONS:
+        raise InvalidInput(
+            f"A decision takes at most {MAX_CONDITIONS} conditions.", rule="too_many_conditions", field="conditions"
+        )
+    cleaned = [_clean_condition(handover, c, index) for index, c in enumerate(conditions)]
     return _accept(
         handover, by, kind=DecisionKind.ACCEPTED_WITH_CONDITIONS, note=(note or "").strip(), conditions=cleaned
     )
 
 
-def _clean_condition(condition: ConditionInput | dict, index: int) -> ConditionInput:
+MAX_CONDITIONS = 50
+MAX_ITEMS_PER_CALL = 500
+
+
+def _clean_condition(handover: Handover, condition: ConditionInput | dict, index: int) -> ConditionInput:
     if isinstance(condition, dict):
         condition = ConditionInput(
             text=condition.get("text", ""), owner=condition.get("owner"), due_date=condition.get("due_date")
@@ -502,6 +554,12 @@ def _clean_condition(condition: ConditionInput | dict, index: int) -> ConditionI
     if condition.owner is None or not getattr(condition.owner, "is_active", False):
         raise InvalidInput(
             "A condition needs an active owner.", rule="condition_owner_required", field=f"{field}.owner"
+        )
+    if not is_participant(handover, condition.owner):
+        raise InvalidInput(
+            "A condition's owner must take part in the handover (the receiving team, the manager or a member).",
+            rule="condition_owner_not_participant",
+            field=f"{field}.owner",
         )
     if not isinstance(condition.due_date, date):
         raise InvalidInput("A condition needs a due date.", rule="condition_due_required", field=f"{field}.due_date")
@@ -527,6 +585,10 @@ def handover_return(
     _require_decision_possible(handover, by)
     reason = _text(reason, field="reason", what="A reason for returning the handover", rule="reason_required")
     item_ids = {getattr(i, "pk", i) for i in items}
+    if len(item_ids) > MAX_ITEMS_PER_CALL:
+        raise InvalidInput(
+            f"A return sends back at most {MAX_ITEMS_PER_CALL} items.", rule="too_many_items", field="items"
+        )
     sent_back = list(ChecklistItem.objects.select_for_update().filter(handover=handover, pk__in=item_ids))
     if len(sent_back) != len(item_ids):
         raise InvalidInput(
@@ -540,7 +602,15 @@ def handover_return(
                 field="items",
             )
     now = timezone.now()
-    _decide(handover, by, DecisionKind.RETURNED, now=now, reason=reason)
+    sent_back.sort(key=lambda i: (i.position, i.pk))
+    _decide(
+        handover,
+        by,
+        DecisionKind.RETURNED,
+        now=now,
+        reason=reason,
+        sent_back=[{"id": i.pk, "title": i.title, "reason": reason} for i in sent_back],
+    )
     for item in sent_back:
         item.handover = handover  # the locked instance, so that its version counts every change
         _move_item(item, ItemStatus.OPEN, by=by, now=now, message=reason, sent_back_reason=reason)
@@ -563,12 +633,8 @@ def handover_start_hypercare(
         raise IllegalTransition(
             f"Hypercare starts after acceptance; the handover is {handover.status}.", rule="handover_transition"
         )
-    exit_criteria = _text(
-        exit_criteria, field="exit_criteria", what="Hypercare exit criteria", rule="exit_criteria_required"
-    )
     now = timezone.now()
-    if not isinstance(ends_on, date) or ends_on <= timezone.localdate(now):
-        raise InvalidInput("Hypercare must end after today.", rule="hypercare_end_in_past", field="ends_on")
+    exit_criteria = _require_hypercare_window(ends_on, exit_criteria, now=now, field="ends_on")
     handover.hypercare_started_at = now
     handover.hypercare_ends_on = ends_on
     handover.hypercare_exit_criteria = exit_criteria
@@ -814,27 +880,41 @@ def item_mark_not_applicable(
 def item_reopen(*, item: ChecklistItem, by, reason: str = "", expected_version: int | None = None) -> ChecklistItem:
     """Put an item back to open.
 
-    The operations owner may reopen any item; the project side may take back its own done item, waiver or
-    not-applicable, but not undo a verification.
+    * The operations owner may reopen any item. Reopening done work sends it back and undoing a verification
+      takes it back: both need a reason, as ``item_send_back`` does.
+    * The operations team takes back its own operations-side done item (the project side is not involved).
+    * The project side takes back its own done item, and the manager any waiver or not-applicable; neither
+      undoes a verification. A returned handover resumes preparing, as with every project-side change.
     """
     item = _lock_item(item)
     _check_version(item, expected_version)
     handover = item.handover
-    owner = is_operations_owner(handover, by)
     if item.status == ItemStatus.OPEN:
         raise IllegalTransition("The item is already open.", rule="item_transition")
     now = timezone.now()
-    if owner:
+    message = (reason or "").strip()
+    fields = {}
+    if is_operations_owner(handover, by):
         _require_open(handover, "reopen an item")
-    elif is_manager(handover, by) or (item.status == ItemStatus.DONE and can_work_item(item, by)):
-        if item.status == ItemStatus.VERIFIED:
-            raise NotPermitted("Only the operations owner may undo a verification.", rule="owner_only")
+        if item.status in (ItemStatus.DONE, ItemStatus.VERIFIED):
+            message = _text(reason, field="reason", what="A reason for reopening done work", rule="reason_required")
+            fields["sent_back_reason"] = message
+    elif item.status == ItemStatus.VERIFIED:
+        raise NotPermitted("Only the operations owner may undo a verification.", rule="owner_only")
+    elif item.side == Side.OPERATIONS and item.status == ItemStatus.DONE and can_work_item(item, by):
+        _require_open(handover, "reopen an item")
+    elif (item.side == Side.PROJECT and item.status == ItemStatus.DONE and can_work_item(item, by)) or (
+        item.status in (ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE) and is_manager(handover, by)
+    ):
         _require_project_side_can_act(handover, by, now=now)
     else:
         raise NotPermitted(
-            "Only the project manager or the operations owner may reopen an item.", rule="participant_only"
+            "Only the item's responsible side, the project manager or the operations owner may reopen it.",
+            rule="participant_only",
         )
-    return _move_item(item, ItemStatus.OPEN, by=by, now=now, message=(reason or "").strip())
+    if len(message) > MAX_TEXT:
+        raise InvalidInput(f"reason is longer than {MAX_TEXT} characters.", rule="too_long", field="reason")
+    return _move_item(item, ItemStatus.OPEN, by=by, now=now, message=message, **fields)
 
 
 ITEM_EDITABLE = ("title", "guidance", "assignee", "due_date", "mandatory", "risk", "side")
@@ -922,12 +1002,16 @@ def item_add(
 def evidence_add(*, item: ChecklistItem, by, url: str = "", text: str = "") -> Evidence:
     """Attach a link or a note to an item; those who may complete or verify it may add evidence."""
     item = _lock_item(item)
-    if not (can_work_item(item, by) or can_verify_item(item, by)):
+    verifier = can_verify_item(item, by)
+    if not (verifier or can_work_item(item, by)):
         raise NotPermitted("Only those who work or verify this item may add evidence.", rule="participant_only")
-    _require_open(item.handover, "add evidence")
-    evidence = _evidence(item, by, url=url, text=text, now=timezone.now())
-    if evidence is None:
+    if not ((url or "").strip() or (text or "").strip()):
         raise InvalidInput("Evidence needs a link or a note.", rule="evidence_required", field="url")
+    now = timezone.now()
+    # Evidence is a project-side change like any other: not while operations decides, and it resumes a return.
+    _require_can_edit(item.handover, by, owner=verifier, now=now, what="add evidence")
+    evidence = _evidence(item, by, url=url, text=text, now=now)
+    assert evidence is not None
     return evidence
 
 

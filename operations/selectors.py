@@ -10,10 +10,23 @@ def is_team_lead(team: OperationsTeam | None, user) -> bool:
 
 
 def is_team_member(team: OperationsTeam | None, user) -> bool:
-    """Lead or member of ``team``."""
+    """Lead or member of ``team``.
+
+    Role checks ask this many times per page or service call; the answer is kept on the team instance (one
+    query per team and user), which lives no longer than the request or transaction that loaded it.
+    """
     if team is None or not user.is_authenticated:
         return False
-    return is_team_lead(team, user) or team.members.filter(pk=user.pk).exists()
+    if is_team_lead(team, user):
+        return True
+    memo = team.__dict__.setdefault("_member_memo", {})
+    if user.pk not in memo:
+        prefetched = getattr(team, "_prefetched_objects_cache", {}).get("members")
+        if prefetched is not None:
+            memo[user.pk] = any(member.pk == user.pk for member in prefetched)
+        else:
+            memo[user.pk] = team.members.filter(pk=user.pk).exists()
+    return memo[user.pk]
 
 
 def teams_of(user) -> QuerySet[OperationsTeam]:

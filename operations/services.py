@@ -81,6 +81,7 @@ def team_update(*, team: OperationsTeam, by, **changes) -> OperationsTeam:
 
 @transaction.atomic
 def team_add_member(*, team: OperationsTeam, by, user) -> None:
+    team.__dict__.pop("_member_memo", None)  # selectors.is_team_member's answers for the caller's instance
     team = _lock_team(team)
     _require_team_manager(team, by, "add team members")
     if not team.members.filter(pk=user.pk).exists():
@@ -90,6 +91,7 @@ def team_add_member(*, team: OperationsTeam, by, user) -> None:
 
 @transaction.atomic
 def team_remove_member(*, team: OperationsTeam, by, user) -> None:
+    team.__dict__.pop("_member_memo", None)  # selectors.is_team_member's answers for the caller's instance
     team = _lock_team(team)
     _require_team_manager(team, by, "remove team members")
     if team.members.filter(pk=user.pk).exists():
@@ -179,6 +181,7 @@ def _decimal(value, field: str) -> Decimal:
 @transaction.atomic
 def team_set_members(*, team: OperationsTeam, by, members) -> None:
     """Make the team's membership exactly ``members``, auditing each addition and removal."""
+    team.__dict__.pop("_member_memo", None)  # selectors.is_team_member's answers for the caller's instance
     team = _lock_team(team)
     _require_team_manager(team, by, "change team members")
     wanted = {user.pk: user for user in members}

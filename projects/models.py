@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
@@ -74,6 +75,10 @@ class Project(models.Model):
     @property
     def is_final(self) -> bool:
         return self.stage in FINAL_STAGES
+
+    def clean(self) -> None:
+        if self.planned_start and self.planned_handover and self.planned_handover < self.planned_start:
+            raise ValidationError({"planned_handover": "The planned handover cannot be before the planned start."})
 
 
 class ProjectEvent(models.Model):

@@ -34,6 +34,11 @@ def _require_manager(project: Project, by, what: str) -> None:
         raise NotPermitted(f"Only the project manager or an administrator may {what}.", rule="manager_only")
 
 
+def _require_not_final(project: Project, what: str) -> None:
+    if project.is_final:
+        raise IllegalTransition(f"A {project.stage} project cannot {what}.", rule="project_final")
+
+
 def _event(project: Project, by, kind: ProjectEventKind, *, at=None, **fields) -> ProjectEvent:
     return ProjectEvent.objects.create(project=project, kind=kind, actor=by, created_at=at or timezone.now(), **fields)
 
@@ -110,6 +115,7 @@ def project_update(*, project: Project, by, expected_version: int | None = None,
 def project_add_member(*, project: Project, by, user) -> None:
     project = _lock(project)
     _require_manager(project, by, "add members")
+    _require_not_final(project, "take new members")
     if not project.members.filter(pk=user.pk).exists():
         project.members.add(user)
         _event(project, by, ProjectEventKind.MEMBER_ADDED, changes={"user": user.get_username()})
@@ -119,6 +125,7 @@ def project_add_member(*, project: Project, by, user) -> None:
 def project_remove_member(*, project: Project, by, user) -> None:
     project = _lock(project)
     _require_manager(project, by, "remove members")
+    _require_not_final(project, "lose members")
     if project.members.filter(pk=user.pk).exists():
         project.members.remove(user)
         _event(project, by, ProjectEventKind.MEMBER_REMOVED, changes={"user": user.get_username()})
@@ -153,6 +160,12 @@ def transition_problem(project: Project, to: str, *, by, reason: str = "") -> Do
         return InvalidInput(f"{what} needs a reason.", rule="reason_required", field="reason")
     if kind == MoveKind.FORWARD:
         return _gate_problem(project, target)
+    if kind == MoveKind.CANCEL and project.has_handover_plan and project.actual_handover is None:
+        # The open handover sits with operations or is being prepared; cancelling it is its own, audited decision.
+        return IllegalTransition(
+            "Cancelling a project with an open handover needs the handover cancelled first.",
+            rule="gate_handover_open",
+        )
     return None
 
 
@@ -179,9 +192,13 @@ def _gate_problem(project: Project, target: Stage) -> DomainError | None:
 
 
 @transaction.atomic
-def project_transition(*, project: Project, to: str, by, reason: str = "") -> Project:
+def project_transition(
+    *, project: Project, to: str, by, reason: str = "", expected_version: int | None = None
+) -> Project:
     """Move ``project`` to stage ``to``, checking the table, the reason, the role and the gates."""
     project = _lock(project)
+    if expected_version is not None and project.version != expected_version:
+        raise Conflict("The project changed since you read it; reload and try again.", rule="stale_version")
     problem = transition_problem(project, to, by=by, reason=reason)
     if problem is not None:
         raise problem
@@ -231,6 +248,8 @@ def project_set_members(*, project: Project, by, members) -> None:
     _require_manager(project, by, "change members")
     wanted = {user.pk: user for user in members}
     current = {user.pk: user for user in project.members.all()}
+    if wanted.keys() != current.keys():
+        _require_not_final(project, "change its members")
     for pk in wanted.keys() - current.keys():
         project.members.add(wanted[pk])
         _event(project, by, ProjectEventKind.MEMBER_ADDED, changes={"user": wanted[pk].get_username()})

@@ -338,7 +338,10 @@ def test_accept_counts_not_applicable_mandatory_items_as_settled(handover, peopl
         assert hs.handover_accept(handover=submitted, by=people.owner).status == ACCEPTED
 
 
-@pytest.mark.parametrize("state", [PREPARING, RETURNED, ACCEPTED, CONDITIONAL, HYPERCARE, CANCELLED])
+NOT_SUBMITTED = [PREPARING, RETURNED, ACCEPTED, CONDITIONAL, HYPERCARE, COMPLETED, CANCELLED]
+
+
+@pytest.mark.parametrize("state", NOT_SUBMITTED)
 def test_accept_refused_unless_submitted(state, handover_in, people, refused):
     handover = handover_in(state)
     with refused(IllegalTransition, rule="not_submitted", watch=[handover]):
@@ -376,6 +379,33 @@ def test_accept_with_conditions_attaches_each_condition(submitted_handover, peop
         ("Publish the FAQ.", people.manager.pk, day, ConditionStatus.OPEN, decision.pk),
         ("Restore drill with night shift.", people.ops_member.pk, day + dt.timedelta(days=14), "open", decision.pk),
     ]
+
+
+@pytest.mark.parametrize("state", NOT_SUBMITTED)
+def test_accept_with_conditions_refused_unless_submitted(state, handover_in, people, refused):
+    handover = handover_in(state)
+    condition = {"text": "Restore drill.", "owner": people.ops_member, "due_date": today(7)}
+    with refused(IllegalTransition, rule="not_submitted", watch=[handover]):
+        hs.handover_accept_with_conditions(handover=handover, by=people.owner, conditions=[condition])
+
+
+def test_accept_with_conditions_refused_for_a_condition_owner_outside_the_handover(submitted_handover, people, refused):
+    condition = {"text": "Restore drill.", "owner": people.viewer, "due_date": today(7)}
+    with refused(
+        InvalidInput,
+        rule="condition_owner_not_participant",
+        field="conditions[0].owner",
+        watch=[submitted_handover],
+    ):
+        hs.handover_accept_with_conditions(handover=submitted_handover, by=people.owner, conditions=[condition])
+
+
+def test_accept_with_conditions_refused_for_too_many_conditions(submitted_handover, people, refused):
+    condition = {"text": "Restore drill.", "owner": people.ops_member, "due_date": today(7)}
+    with refused(InvalidInput, rule="too_many_conditions", field="conditions", watch=[submitted_handover]):
+        hs.handover_accept_with_conditions(
+            handover=submitted_handover, by=people.owner, conditions=[condition] * (hs.MAX_CONDITIONS + 1)
+        )
 
 
 def test_accept_with_conditions_refused_without_conditions(submitted_handover, people, refused):
@@ -460,6 +490,13 @@ def test_return_sends_items_back_and_snapshots_them_as_they_were(handover, peopl
     snapshot = _snapshot_statuses(decision)
     assert (snapshot[verified.pk], snapshot[done.pk]) == (ItemStatus.VERIFIED, ItemStatus.DONE)
     assert decision.snapshot["readiness"] == readiness_before
+    assert decision.snapshot["sent_back"] == [
+        {"id": item.pk, "title": item.title, "reason": reason} for item in sorted((verified, done), key=_position)
+    ]
+
+
+def _position(item):
+    return (item.position, item.pk)
 
 
 def test_return_hands_back_the_current_version(handover, people, drive_to_submitted):
@@ -501,7 +538,7 @@ def test_return_refused_for_anyone_but_owner_lead_or_admin(who, submitted_handov
         hs.handover_return(handover=submitted_handover, by=getattr(people, who), reason="Not ready.")
 
 
-@pytest.mark.parametrize("state", [PREPARING, RETURNED, ACCEPTED, CANCELLED])
+@pytest.mark.parametrize("state", NOT_SUBMITTED)
 def test_return_refused_unless_submitted(state, handover_in, people, refused):
     handover = handover_in(state)
     with refused(IllegalTransition, rule="not_submitted", watch=[handover]):
@@ -1048,6 +1085,43 @@ def test_reopen_refused_for_anyone_but_owner_or_the_project_side(who, handover, 
         hs.item_reopen(item=item, by=getattr(people, who))
 
 
+@pytest.mark.parametrize("status", [ItemStatus.DONE, ItemStatus.VERIFIED])
+@pytest.mark.parametrize("reason", ["", "   "])
+def test_owner_reopening_done_work_needs_a_reason(status, reason, handover, people, refused):
+    """Reopening done work is sending it back (DOMAIN: done → open with a reason); undoing a verification too."""
+    item = _item_in(status, handover, people)
+    with refused(InvalidInput, rule="reason_required", field="reason", watch=[handover, item]):
+        hs.item_reopen(item=item, by=people.owner, reason=reason)
+
+
+def test_owner_reopening_done_work_records_the_reason_as_sent_back(handover, people):
+    item = _item_in(ItemStatus.DONE, handover, people)
+    hs.item_reopen(item=item, by=people.owner, reason="The link is to the old wiki.")
+    item.refresh_from_db()
+    assert (item.status, item.sent_back_reason) == (ItemStatus.OPEN, "The link is to the old wiki.")
+
+
+def test_operations_team_takes_back_its_own_item_without_touching_a_returned_handover(
+    returned_handover, people, records
+):
+    """GIVEN a returned handover whose operations-side item an operations member completed
+    WHEN that member takes the item back THEN the item is open and the handover stays returned: only the
+    project side's change resumes preparing."""
+    item = item_of(returned_handover, Risk.FAILURE, Side.OPERATIONS)
+    hs.item_reopen(item=item, by=people.owner, reason="Redo with the new rota.")
+    hs.item_complete(item=item, by=people.ops_member, evidence_text="Rota v2.")
+    with records(returned_handover, (people.ops_member, ITEM_STATUS_CHANGED, ItemStatus.DONE, ItemStatus.OPEN, item)):
+        hs.item_reopen(item=item, by=people.ops_member)
+    returned_handover.refresh_from_db()
+    assert returned_handover.status == RETURNED
+
+
+def test_manager_cannot_take_back_operations_work(handover, people, refused):
+    item = _item_in(ItemStatus.DONE, handover, people, side=Side.OPERATIONS)
+    with refused(NotPermitted, rule="participant_only", watch=[handover, item]):
+        hs.item_reopen(item=item, by=people.manager)
+
+
 def test_reopen_refused_for_an_open_item(handover, people, refused):
     item = item_of(handover)
     with refused(IllegalTransition, rule="item_transition", watch=[handover, item]):
@@ -1291,7 +1365,7 @@ def test_condition_mark_met_refused_when_already_met(conditional_handover, peopl
 @pytest.fixture
 def busy_submitted(handover, people, drive_to_submitted) -> SimpleNamespace:
     """Submitted, every mandatory item verified, the optional item done by the manager, and an open optional
-    project-side item and operations-side item that operations added after submission."""
+    project-side item, an open and a done operations-side item that operations added after submission."""
     handover = drive_to_submitted(handover, optional_done=True)
     open_project = hs.item_add(
         handover=handover, by=people.owner, title="Floor walkers briefed", risk=Risk.ADOPTION, mandatory=False
@@ -1304,6 +1378,15 @@ def busy_submitted(handover, people, drive_to_submitted) -> SimpleNamespace:
         side=Side.OPERATIONS,
         mandatory=False,
     )
+    done_operations = hs.item_add(
+        handover=handover,
+        by=people.owner,
+        title="Spare parts stocked",
+        risk=Risk.FAILURE,
+        side=Side.OPERATIONS,
+        mandatory=False,
+    )
+    done_operations = hs.item_complete(item=done_operations, by=people.ops_member, evidence_text="Shelf B3.")
     handover.refresh_from_db()
     return SimpleNamespace(
         handover=handover,
@@ -1311,6 +1394,7 @@ def busy_submitted(handover, people, drive_to_submitted) -> SimpleNamespace:
         open_operations_item=open_operations,
         done_item=optional_item(handover),
         verified_item=item_of(handover),
+        done_operations_item=done_operations,
     )
 
 
@@ -1322,6 +1406,7 @@ PROJECT_SIDE_CHANGES = {
     "item_update": lambda s, p: hs.item_update(item=s.open_item, by=p.manager, due_date=today(3)),
     "item_add": lambda s, p: hs.item_add(handover=s.handover, by=p.manager, title="Extra", risk=Risk.FAILURE),
     "handover_update": lambda s, p: hs.handover_update(handover=s.handover, by=p.manager, deliverables="More."),
+    "evidence_add": lambda s, p: hs.evidence_add(item=s.done_item, by=p.manager, url=EVIDENCE_URL),
 }
 
 
@@ -1364,6 +1449,14 @@ OPERATIONS_SIDE_CHANGES = {
     "item_add": (
         lambda s, p: hs.item_add(handover=s.handover, by=p.owner, title="Extra", risk=Risk.FAILURE),
         ("owner", ActivityVerb.ITEM_ADDED, "", ItemStatus.OPEN),
+    ),
+    "evidence_add": (
+        lambda s, p: hs.evidence_add(item=s.done_item, by=p.owner, text="Walked through it with tier 2."),
+        ("owner", ActivityVerb.EVIDENCE_ADDED, "", ""),
+    ),
+    "ops_member_takes_back_its_item": (
+        lambda s, p: hs.item_reopen(item=s.done_operations_item, by=p.ops_member),
+        ("ops_member", ITEM_STATUS_CHANGED, ItemStatus.DONE, ItemStatus.OPEN),
     ),
 }
 
@@ -1426,3 +1519,136 @@ def test_checklist_is_frozen_after_acceptance(change, frozen, people, refused):
     watch = [s.handover, s.open_item, s.open_operations_item, s.done_item, s.verified_item]
     with refused(IllegalTransition, rule="handover_closed_for_changes", watch=watch):
         CHECKLIST_CHANGES[change](s, people)
+
+
+# ===================================================================================== plan edits (update)
+
+
+@pytest.mark.parametrize("who", ["manager", "owner"])
+def test_plan_edit_records_what_changed(who, handover, people, records):
+    by, before, target = getattr(people, who), handover.target_date, today(45)
+    with records(handover, (by, ActivityVerb.UPDATED, "", "")):
+        hs.handover_update(handover=handover, by=by, target_date=target, deliverables="CRM and the mail gateway.")
+    handover.refresh_from_db()
+    assert (handover.target_date, handover.deliverables) == (target, "CRM and the mail gateway.")
+    changes = handover.activity.get(verb=ActivityVerb.UPDATED).data["changes"]
+    assert changes["target_date"] == [before.isoformat(), target.isoformat()]
+
+
+@pytest.mark.parametrize("who", ["member", "ops_member", "viewer"])
+def test_plan_edit_refused_for_anyone_but_manager_or_owner(who, handover, people, refused):
+    with refused(NotPermitted, rule="participant_only", watch=[handover]):
+        hs.handover_update(handover=handover, by=getattr(people, who), deliverables="Mine now.")
+
+
+@pytest.mark.parametrize("new_owner", [None, "viewer"], ids=["no-one", "outside-the-team"])
+def test_plan_edit_refused_for_an_owner_outside_the_team(new_owner, handover, people, refused):
+    owner = getattr(people, new_owner) if new_owner else None
+    with refused(InvalidInput, rule="owner_not_in_team", field="operations_owner", watch=[handover]):
+        hs.handover_update(handover=handover, by=people.manager, operations_owner=owner)
+
+
+def test_plan_edit_refused_for_a_blank_target_date(handover, people, refused):
+    with refused(InvalidInput, rule="target_date_required", field="target_date", watch=[handover]):
+        hs.handover_update(handover=handover, by=people.manager, target_date=None)
+
+
+def test_the_manager_cannot_be_the_operations_owner(planning_project, people, team, template, refused):
+    """Two-sided sign-off: a manager who also sits in the receiving team still cannot accept their own work."""
+    team.members.add(people.manager)
+    with refused(InvalidInput, rule="owner_is_manager", field="operations_owner"):
+        hs.handover_create(
+            project=planning_project,
+            template=template,
+            operations_owner=people.manager,
+            target_date=today(30),
+            by=people.manager,
+        )
+
+
+def test_plan_edit_refused_when_the_manager_is_named_owner(handover, people, team, refused):
+    team.members.add(people.manager)
+    with refused(InvalidInput, rule="owner_is_manager", field="operations_owner", watch=[handover]):
+        hs.handover_update(handover=handover, by=people.owner, operations_owner=people.manager)
+
+
+def test_hypercare_window_moves_during_hypercare(hypercare_handover, people, records):
+    ends_on = today(60)
+    with records(hypercare_handover, (people.owner, ActivityVerb.UPDATED, "", "")):
+        hs.handover_update(
+            handover=hypercare_handover,
+            by=people.owner,
+            hypercare_ends_on=ends_on,
+            hypercare_exit_criteria="  Two quiet weeks.  ",
+        )
+    hypercare_handover.refresh_from_db()
+    assert (hypercare_handover.hypercare_ends_on, hypercare_handover.hypercare_exit_criteria) == (
+        ends_on,
+        "Two quiet weeks.",
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "rule", "field"),
+    [
+        ({"hypercare_ends_on": None}, "hypercare_end_in_past", "hypercare_ends_on"),
+        ({"hypercare_ends_on": "today"}, "hypercare_end_in_past", "hypercare_ends_on"),
+        ({"hypercare_ends_on": "yesterday"}, "hypercare_end_in_past", "hypercare_ends_on"),
+        ({"hypercare_exit_criteria": ""}, "exit_criteria_required", "exit_criteria"),
+        ({"hypercare_exit_criteria": "  "}, "exit_criteria_required", "exit_criteria"),
+    ],
+    ids=["no-end", "ends-today", "ended-yesterday", "no-criteria", "blank-criteria"],
+)
+def test_hypercare_window_keeps_an_end_after_today_and_exit_criteria(
+    change, rule, field, hypercare_handover, people, refused
+):
+    days = {"today": 0, "yesterday": -1}
+    change = {k: today(days[v]) if v in days else v for k, v in change.items()}
+    with refused(InvalidInput, rule=rule, field=field, watch=[hypercare_handover]):
+        hs.handover_update(handover=hypercare_handover, by=people.owner, **change)
+
+
+def test_hypercare_window_is_the_operations_owners(hypercare_handover, people, refused):
+    with refused(NotPermitted, rule="owner_only", watch=[hypercare_handover]):
+        hs.handover_update(handover=hypercare_handover, by=people.manager, hypercare_ends_on=today(60))
+
+
+# ============================================================================== people leave, projects end
+
+
+def test_an_owner_who_left_the_team_no_longer_decides(submitted_handover, people, team, refused):
+    """GIVEN a submitted handover WHEN its operations owner leaves the receiving team THEN they may not decide
+    it any more; the lead still may."""
+    from operations import services as ops
+
+    ops.team_remove_member(team=team, by=people.lead, user=people.owner)
+    with refused(NotPermitted, rule="owner_only", watch=[submitted_handover]):
+        hs.handover_accept(handover=submitted_handover, by=people.owner)
+    assert hs.handover_accept(handover=submitted_handover, by=people.lead).status == ACCEPTED
+
+
+OPEN_HANDOVER_MOVES = {
+    "submit": ("handover", lambda h, p: hs.handover_submit(handover=h, by=p.manager)),
+    "accept": ("submitted_handover", lambda h, p: hs.handover_accept(handover=h, by=p.owner)),
+    "return": ("submitted_handover", lambda h, p: hs.handover_return(handover=h, by=p.owner, reason="No.")),
+    "complete-item": (
+        "handover",
+        lambda h, p: hs.item_complete(item=item_of(h), by=p.manager, evidence_url=EVIDENCE_URL),
+    ),
+    "verify-item": ("handover", lambda h, p: hs.item_verify(item=item_of(h), by=p.owner)),
+}
+
+
+@pytest.mark.parametrize("stage", [Stage.CLOSED, Stage.CANCELLED])
+@pytest.mark.parametrize("move", OPEN_HANDOVER_MOVES)
+def test_an_open_handover_of_a_final_project_is_frozen(move, stage, request, people, refused):
+    """The lifecycle never leaves an open handover on a closed or cancelled project (the gates refuse it); if one
+    is there anyway (an old import, a data fix), nothing moves it."""
+    fixture, action = OPEN_HANDOVER_MOVES[move]
+    handover = request.getfixturevalue(fixture)
+    if move == "verify-item":
+        complete_items(handover, people, [item_of(handover)])
+    type(handover.project).objects.filter(pk=handover.project_id).update(stage=stage)
+    handover.refresh_from_db()
+    with refused(IllegalTransition, rule="project_final", watch=[handover]):
+        action(handover, people)

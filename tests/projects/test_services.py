@@ -202,7 +202,8 @@ def test_moving_back_one_stage_allowed_with_reason_and_reason_stored(request, pr
 @pytest.mark.parametrize("from_stage", NON_FINAL)
 def test_cancelling_allowed_from_every_stage_before_closed_with_reason(request, project_at, from_stage, actor_name):
     actor = request.getfixturevalue(actor_name)
-    project = project_at(from_stage)
+    # No open handover: none was planned yet, or (at closure) operations has accepted it.
+    project = project_at(from_stage, has_handover_plan=from_stage == Stage.CLOSURE)
 
     with time_machine.travel(NOW, tick=False):
         services.project_transition(project=project, to=Stage.CANCELLED, by=actor, reason="Budget withdrawn")
@@ -218,6 +219,31 @@ def test_cancelling_allowed_from_every_stage_before_closed_with_reason(request, 
         NOW,
         "Budget withdrawn",
     )
+
+
+@pytest.mark.parametrize("from_stage", [Stage.PLANNING, Stage.EXECUTION, Stage.MONITORING, Stage.CLOSURE])
+def test_cancelling_refused_while_the_handover_is_open(project_at, manager, from_stage):
+    project = project_at(from_stage, has_handover_plan=True, actual_handover=None)
+
+    with nothing_written(project), pytest.raises(IllegalTransition) as refused:
+        services.project_transition(project=project, to=Stage.CANCELLED, by=manager, reason="Budget withdrawn")
+
+    assert refused.value.rule == "gate_handover_open"
+
+
+def test_cancelling_allowed_once_the_open_handover_is_cancelled(handover, manager):
+    """GIVEN a project in execution whose handover is still being prepared
+    WHEN the manager cancels the handover, then the project
+    THEN both are cancelled, each with its own reason in its own history."""
+    project = services.project_transition(project=handover.project, to=Stage.EXECUTION, by=manager)
+    handover_services.handover_cancel(handover=handover, by=manager, reason="Vendor withdrew the product")
+
+    services.project_transition(project=project, to=Stage.CANCELLED, by=manager, reason="Budget withdrawn")
+
+    project.refresh_from_db()
+    assert project.stage == Stage.CANCELLED
+    assert ProjectEvent.objects.get(project=project, to_stage=Stage.CANCELLED).reason == "Budget withdrawn"
+    assert handover.activity.filter(to_state="cancelled", message="Vendor withdrew the product").exists()
 
 
 @pytest.mark.parametrize("reason", ["", "  \n "])
@@ -654,6 +680,16 @@ def test_manager_and_team_may_be_cleared_in_initiation(project, admin_user):
     assert project.receiving_team is None
 
 
+def test_planned_handover_before_the_planned_start_refused(project, manager):
+    with nothing_written(project), pytest.raises(InvalidInput) as refused:
+        services.project_update(
+            project=project, by=manager, planned_start=dt.date(2026, 6, 1), planned_handover=dt.date(2026, 5, 1)
+        )
+
+    assert refused.value.field == "planned_handover"
+    assert "before the planned start" in refused.value.message
+
+
 @pytest.mark.parametrize("actor_name", MANAGERS)
 @pytest.mark.parametrize("stage", FINAL)
 def test_final_project_not_editable(request, project_at, stage, actor_name):
@@ -730,6 +766,33 @@ def test_removing_a_member_refused_to_anyone_but_manager_or_admin(request, proje
     assert refused.value.rule == "manager_only"
 
 
+MEMBERSHIP_CHANGES = {
+    "add": lambda project, by, newcomer, member: services.project_add_member(project=project, by=by, user=newcomer),
+    "remove": lambda project, by, newcomer, member: services.project_remove_member(project=project, by=by, user=member),
+    "set": lambda project, by, newcomer, member: services.project_set_members(
+        project=project, by=by, members=[newcomer]
+    ),
+}
+
+
+@pytest.mark.parametrize("change", MEMBERSHIP_CHANGES)
+@pytest.mark.parametrize("stage", FINAL)
+def test_final_project_keeps_its_members(project_at, manager, member, stage, change):
+    project = project_at(stage)
+    newcomer = UserFactory(username="newcomer")
+
+    with nothing_written(project), pytest.raises(IllegalTransition) as refused:
+        MEMBERSHIP_CHANGES[change](project, manager, newcomer, member)
+
+    assert refused.value.rule == "project_final"
+
+
+def test_restating_the_members_of_a_final_project_writes_nothing(project_at, manager, member):
+    project = project_at(Stage.CLOSED)
+    with nothing_written(project):
+        services.project_set_members(project=project, by=manager, members=[member])
+
+
 # --------------------------------------------------------------------------------------------- visibility
 
 
@@ -802,7 +865,11 @@ def test_project_moves_names_the_handover_plan_gate(planning_project, manager):
 def test_project_moves_open_once_handover_planned(handover, manager):
     project = Project.objects.get(pk=handover.project_id)
 
-    assert _moves(project, manager) == {Stage.INITIATION: None, Stage.EXECUTION: None, Stage.CANCELLED: None}
+    assert _moves(project, manager) == {
+        Stage.INITIATION: None,
+        Stage.EXECUTION: None,
+        Stage.CANCELLED: "gate_handover_open",
+    }
 
 
 def test_project_moves_names_the_acceptance_gate(project_at, manager):
@@ -811,7 +878,7 @@ def test_project_moves_names_the_acceptance_gate(project_at, manager):
     assert _moves(project, manager) == {
         Stage.MONITORING: None,
         Stage.CLOSED: "gate_handover_accepted",
-        Stage.CANCELLED: None,
+        Stage.CANCELLED: "gate_handover_open",
     }
 
 
