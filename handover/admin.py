@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.db import models
 from django.http import HttpResponse
 from django.template import engines
@@ -24,6 +25,7 @@ from operations.admin import (
     call_service,
     changes_from,
     report_each,
+    with_form,
     with_reason,
 )
 
@@ -287,7 +289,15 @@ class HandoverAdmin(ServiceBackedAdmin):
     search_fields = ("project__code", "project__name", "deliverables", "operations_owner__username")
     date_hierarchy = "target_date"
     autocomplete_fields = ("project", "operations_owner", "service")
-    actions = ("submit", "accept", "return_to_project", "complete_hypercare", "cancel")
+    actions = (
+        "submit",
+        "accept",
+        "accept_with_a_condition",
+        "return_to_project",
+        "start_hypercare",
+        "complete_hypercare",
+        "cancel",
+    )
 
     def get_queryset(self, request):
         readiness = {f"_r_{name}": value for name, value in readiness_aggregates("items__").items()}
@@ -416,6 +426,43 @@ class HandoverAdmin(ServiceBackedAdmin):
             done="returned to the project.",
         )
 
+    @admin.action(description="Accept with a condition (asks for it)")
+    def accept_with_a_condition(self, request, queryset):
+        def perform(handover, data):
+            condition = services.ConditionInput(text=data["text"], owner=data["owner"], due_date=data["due_date"])
+            return services.handover_accept_with_conditions(
+                handover=handover, by=request.user, conditions=[condition], note=data["note"]
+            )
+
+        return with_form(
+            self,
+            request,
+            queryset.select_related("project"),
+            form=ConditionForm(request.POST if "confirm" in request.POST else None),
+            action="accept_with_a_condition",
+            title="Accept handovers with a condition",
+            intro="The condition is attached to each selected handover's acceptance; it outlives the project as "
+            "the operations side's follow-on action. (More conditions per decision: the handover's page.)",
+            perform=perform,
+            done="accepted with a condition.",
+        )
+
+    @admin.action(description="Start hypercare (asks for the window)")
+    def start_hypercare(self, request, queryset):
+        return with_form(
+            self,
+            request,
+            queryset.select_related("project"),
+            form=HypercareForm(request.POST if "confirm" in request.POST else None),
+            action="start_hypercare",
+            title="Start hypercare",
+            intro="Early life support: the project team still supports until the end date and the exit criteria.",
+            perform=lambda h, data: services.handover_start_hypercare(
+                handover=h, by=request.user, ends_on=data["ends_on"], exit_criteria=data["exit_criteria"]
+            ),
+            done="in hypercare.",
+        )
+
     @admin.action(description="Complete hypercare")
     def complete_hypercare(self, request, queryset):
         report_each(
@@ -438,6 +485,33 @@ class HandoverAdmin(ServiceBackedAdmin):
             perform=lambda h, reason: services.handover_cancel(handover=h, by=request.user, reason=reason),
             done="cancelled.",
         )
+
+
+class ConditionForm(forms.Form):
+    text = forms.CharField(label="Condition", widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), max_length=10_000)
+    owner = forms.ModelChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"), label="Owner"
+    )
+    due_date = forms.DateField(label="Due date", widget=forms.DateInput(attrs={"type": "date"}))
+    note = forms.CharField(label="Note (optional)", required=False, max_length=10_000)
+
+
+class HypercareForm(forms.Form):
+    ends_on = forms.DateField(label="Ends on", widget=forms.DateInput(attrs={"type": "date"}))
+    exit_criteria = forms.CharField(
+        label="Exit criteria", widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), max_length=10_000
+    )
+
+
+class EvidenceForm(forms.Form):
+    url = forms.URLField(label="Evidence link", required=False, assume_scheme="https", max_length=500)
+    text = forms.CharField(label="Evidence note", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def clean(self):
+        data = super().clean()
+        if not (data.get("url") or data.get("text", "").strip()):
+            raise forms.ValidationError("Completing an item needs evidence: a link or a note.")
+        return data
 
 
 # ------------------------------------------------------------------------------------------ checklist items
@@ -477,6 +551,10 @@ ITEM_RECORD = (
 )
 
 
+def _items(queryset):
+    return queryset.select_related("handover__project", "handover__receiving_team")
+
+
 @admin.register(ChecklistItem)
 class ChecklistItemAdmin(ServiceBackedAdmin):
     list_display = ("title", "handover", "risk", "side", "mandatory", "status", "assignee", "due_date", "done_at")
@@ -490,7 +568,7 @@ class ChecklistItemAdmin(ServiceBackedAdmin):
         ("Progress", {"fields": ITEM_RECORD}),
     )
     inlines = (EvidenceInline,)
-    actions = ("verify", "approve_waiver")
+    actions = ("complete", "verify", "send_back", "waive", "approve_waiver", "mark_not_applicable", "reopen")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.handover.status not in OPEN_STATUSES:
@@ -521,6 +599,85 @@ class ChecklistItemAdmin(ServiceBackedAdmin):
             lambda item: services.item_verify(item=item, by=request.user),
             "verified.",
             label=_item_label,
+        )
+
+    def _with_reason(self, request, queryset, *, action, title, intro, perform, done, label="Reason"):
+        return with_reason(
+            self,
+            request,
+            _items(queryset),
+            action=action,
+            title=title,
+            intro=intro,
+            perform=perform,
+            done=done,
+            label=label,
+        )
+
+    @admin.action(description="Complete (asks for evidence)")
+    def complete(self, request, queryset):
+        return with_form(
+            self,
+            request,
+            _items(queryset),
+            form=EvidenceForm(request.POST if "confirm" in request.POST else None),
+            action="complete",
+            title="Complete checklist items",
+            intro="The evidence (a link or a note) is attached to each selected item.",
+            perform=lambda item, data: services.item_complete(
+                item=item, by=request.user, evidence_url=data["url"], evidence_text=data["text"]
+            ),
+            done="done.",
+        )
+
+    @admin.action(description="Send back (asks for a reason)")
+    def send_back(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="send_back",
+            title="Send items back",
+            intro="Each item goes back to open with the reason, for the project side to fix.",
+            perform=lambda item, reason: services.item_send_back(item=item, by=request.user, reason=reason),
+            done="sent back.",
+        )
+
+    @admin.action(description="Waive (asks for a justification)")
+    def waive(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="waive",
+            title="Waive items",
+            intro="Waived by the operations owner, a waiver is approved at once; asked for by the manager, it waits "
+            "for the operations owner's approval.",
+            label="Justification",
+            perform=lambda item, why: services.item_waive(item=item, by=request.user, justification=why),
+            done="waived.",
+        )
+
+    @admin.action(description="Not applicable (asks for a reason)")
+    def mark_not_applicable(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="mark_not_applicable",
+            title="Mark items not applicable",
+            intro="Readiness shows not-applicable items apart; they never count as met.",
+            perform=lambda item, reason: services.item_mark_not_applicable(item=item, by=request.user, reason=reason),
+            done="not applicable.",
+        )
+
+    @admin.action(description="Reopen (asks for a reason)")
+    def reopen(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="reopen",
+            title="Reopen items",
+            intro="Each item goes back to open.",
+            perform=lambda item, reason: services.item_reopen(item=item, by=request.user, reason=reason),
+            done="reopened.",
         )
 
     @admin.action(description="Approve waiver")

@@ -200,10 +200,36 @@ def with_reason(
     label: str = "Reason",
 ):
     """An admin action that needs a reason: first a page asking for it, then ``perform(obj, reason)`` per object."""
-    form = ReasonForm(request.POST if "confirm" in request.POST else None, label=label)
-    if form.is_valid():
-        reason = form.cleaned_data["reason"]
-        report_each(modeladmin, request, queryset, lambda obj: perform(obj, reason), done)
+    return with_form(
+        modeladmin,
+        request,
+        queryset,
+        form=ReasonForm(request.POST if "confirm" in request.POST else None, label=label),
+        action=action,
+        title=title,
+        intro=intro,
+        perform=lambda obj, data: perform(obj, data["reason"]),
+        done=done,
+    )
+
+
+def with_form(
+    modeladmin,
+    request,
+    queryset,
+    *,
+    form: forms.Form,
+    action: str,
+    title: str,
+    intro: str,
+    perform: Callable[[object, dict], object],
+    done: Callable[[object], str] | str,
+):
+    """An admin action that needs input: a page with ``form`` (bound once confirmed), then ``perform(obj, data)``
+    for each selected object, through ``report_each``. An invalid form is shown again with its errors."""
+    if form.is_bound and form.is_valid():
+        data = form.cleaned_data
+        report_each(modeladmin, request, queryset, lambda obj: perform(obj, data), done)
         return None  # back to the change list, where the messages are shown
     context = {
         **modeladmin.admin_site.each_context(request),

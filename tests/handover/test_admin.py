@@ -465,3 +465,200 @@ def test_a_kpi_reading_added_inline_is_posted_through_the_service(staff, admin_u
         admin_user,
         "From the monthly report",
     )
+
+
+# --------------------------------------------------------------------------------- every other admin action
+
+
+def _submitted(handover, manager, owner, ops_member):
+    complete_all(handover, manager, ops_member)
+    verify_all(handover, owner)
+    return services.handover_submit(handover=handover, by=manager)
+
+
+@pytest.mark.django_db
+def test_return_asks_for_a_reason_and_records_the_decision(staff, admin_user, handover, manager, owner, ops_member):
+    handover = _submitted(handover, manager, owner, ops_member)
+
+    assert "Reason" in action(staff, Handover, "return_to_project", [handover]).content.decode()
+    confirm(staff, Handover, "return_to_project", [handover], reason="No restore test yet.")
+
+    handover.refresh_from_db()
+    assert (handover.status, handover.return_count) == (HandoverStatus.RETURNED, 1)
+    decision = Decision.objects.get(handover=handover)
+    assert (decision.kind, decision.decided_by, decision.reason) == (
+        DecisionKind.RETURNED,
+        admin_user,
+        "No restore test yet.",
+    )
+
+
+@pytest.mark.django_db
+def test_accept_with_a_condition_asks_for_it_and_attaches_it(staff, admin_user, handover, manager, owner, ops_member):
+    handover = _submitted(handover, manager, owner, ops_member)
+    due = timezone.localdate() + dt.timedelta(days=14)
+
+    page = action(staff, Handover, "accept_with_a_condition", [handover])
+    assert all(label in page.content.decode() for label in ("Condition", "Owner", "Due date"))
+    refused = confirm(staff, Handover, "accept_with_a_condition", [handover], text="Tune the alerts.", owner="")
+    assert "This field is required." in refused.content.decode()
+    handover.refresh_from_db()
+    assert handover.status == HandoverStatus.SUBMITTED
+
+    confirm(
+        staff,
+        Handover,
+        "accept_with_a_condition",
+        [handover],
+        text="Tune the alerts.",
+        owner=ops_member.pk,
+        due_date=due.isoformat(),
+        note="",
+    )
+
+    handover.refresh_from_db()
+    assert handover.status == HandoverStatus.ACCEPTED_WITH_CONDITIONS
+    (condition,) = handover.conditions.all()
+    assert (condition.text, condition.owner, condition.due_date) == ("Tune the alerts.", ops_member, due)
+
+
+@pytest.mark.django_db
+def test_hypercare_starts_and_completes_from_the_admin(staff, handover, manager, owner, ops_member):
+    handover = services.handover_accept(handover=_submitted(handover, manager, owner, ops_member), by=owner)
+    ends_on = timezone.localdate() + dt.timedelta(days=30)
+
+    confirm(
+        staff,
+        Handover,
+        "start_hypercare",
+        [handover],
+        ends_on=ends_on.isoformat(),
+        exit_criteria="Fewer than five P2 incidents a week.",
+    )
+    handover.refresh_from_db()
+    assert (handover.status, handover.hypercare_ends_on) == (HandoverStatus.HYPERCARE, ends_on)
+
+    response = action(staff, Handover, "complete_hypercare", [handover])
+    handover.refresh_from_db()
+    assert handover.status == HandoverStatus.COMPLETED
+    assert ("success", f"{handover}: completed.") in shown(response)
+
+
+@pytest.mark.django_db
+def test_start_hypercare_refused_by_the_service_is_reported(staff, handover):
+    response = confirm(
+        staff,
+        Handover,
+        "start_hypercare",
+        [handover],
+        ends_on=(timezone.localdate() + dt.timedelta(days=30)).isoformat(),
+        exit_criteria="Calm.",
+    )
+    handover.refresh_from_db()
+    assert handover.status == HandoverStatus.PREPARING
+    ((level, text),) = shown(response)
+    assert (level, text) == ("error", f"{handover}: Hypercare starts after acceptance; the handover is preparing.")
+
+
+@pytest.mark.django_db
+def test_complete_asks_for_evidence_then_completes(staff, admin_user, handover):
+    item = handover.items.filter(side=Side.PROJECT, mandatory=True).first()
+
+    empty = confirm(staff, ChecklistItem, "complete", [item], url="", text=" ")
+    assert "needs evidence" in empty.content.decode()
+    item.refresh_from_db()
+    assert item.status == ItemStatus.OPEN
+
+    confirm(staff, ChecklistItem, "complete", [item], url=EVIDENCE, text="")
+    item.refresh_from_db()
+    assert (item.status, item.done_by) == (ItemStatus.DONE, admin_user)
+    assert list(item.evidence.values_list("url", flat=True)) == [EVIDENCE]
+
+
+ITEM_REASON_ACTIONS = [
+    # (action, status before, status after, field that keeps the reason)
+    ("send_back", ItemStatus.DONE, ItemStatus.OPEN, "sent_back_reason"),
+    ("waive", ItemStatus.OPEN, ItemStatus.WAIVED, "waiver_justification"),
+    ("mark_not_applicable", ItemStatus.OPEN, ItemStatus.NOT_APPLICABLE, "not_applicable_reason"),
+    ("reopen", ItemStatus.DONE, ItemStatus.OPEN, "sent_back_reason"),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("name", "before", "after", "field"), ITEM_REASON_ACTIONS)
+def test_item_actions_that_need_a_reason(name, before, after, field, staff, admin_user, handover, manager):
+    item = handover.items.filter(side=Side.PROJECT, mandatory=True).first()
+    if before == ItemStatus.DONE:
+        services.item_complete(item=item, by=manager, evidence_url=EVIDENCE)
+
+    assert action(staff, ChecklistItem, name, [item]).status_code == 200
+    item.refresh_from_db()
+    assert item.status == before
+    confirm(staff, ChecklistItem, name, [item], reason="Agreed with the service desk.")
+
+    item.refresh_from_db()
+    assert (item.status, getattr(item, field)) == (after, "Agreed with the service desk.")
+    move = Activity.objects.filter(item=item, verb=ActivityVerb.ITEM_STATUS_CHANGED).latest("id")
+    assert (move.from_state, move.to_state, move.actor) == (before, after, admin_user)
+
+
+@pytest.mark.django_db
+def test_approve_waiver_approves_what_the_manager_asked_for(staff, admin_user, handover, manager):
+    item = handover.items.filter(side=Side.PROJECT, mandatory=True).first()
+    services.item_waive(item=item, by=manager, justification="The vendor runs it.")
+
+    response = action(staff, ChecklistItem, "approve_waiver", [item])
+
+    item.refresh_from_db()
+    assert (item.status, item.waiver_approved_by) == (ItemStatus.WAIVED, admin_user)
+    assert ("success", f"CRM-2026 · {item.title}: waiver approved.") in shown(response)
+
+
+@pytest.mark.django_db
+def test_condition_marked_met_from_the_admin(staff, admin_user, handover, manager, owner, ops_member):
+    handover = _submitted(handover, manager, owner, ops_member)
+    due = timezone.localdate() + dt.timedelta(days=7)
+    services.handover_accept_with_conditions(
+        handover=handover, by=owner, conditions=[{"text": "Drill.", "owner": ops_member, "due_date": due}]
+    )
+    condition = handover.conditions.get()
+
+    action(staff, type(condition), "mark_met", [condition])
+
+    condition.refresh_from_db()
+    assert (condition.status, condition.met_by) == ("met", admin_user)
+
+
+@pytest.mark.django_db
+def test_snooze_a_week_asks_for_a_reason_and_holds_the_flag(staff, admin_user, handover):
+    flag = StallFlag.objects.create(handover=handover, rule=StallRule.IDLE, opened_at=timezone.now())
+    now = timezone.now()
+
+    confirm(staff, StallFlag, "snooze_a_week", [flag], reason="Waiting for the vendor until next week.")
+
+    flag.refresh_from_db()
+    assert flag.snooze_reason == "Waiting for the vendor until next week."
+    assert dt.timedelta(days=6, hours=23) < flag.snoozed_until - now < dt.timedelta(days=7, minutes=5)
+
+
+@pytest.mark.django_db
+def test_templates_are_deactivated_and_reactivated_through_the_service(staff, template):
+    action(staff, ChecklistTemplate, "deactivate", [template])
+    template.refresh_from_db()
+    assert template.is_active is False
+
+    action(staff, ChecklistTemplate, "activate", [template])
+    template.refresh_from_db()
+    assert template.is_active is True
+
+
+@pytest.mark.django_db
+def test_revoking_a_token_from_the_admin_and_twice_is_refused(staff, viewer):
+    token, _ = services.token_create(by=viewer, name="Dashboard")
+
+    action(staff, ApiToken, "revoke", [token])
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+    again = action(staff, ApiToken, "revoke", [token])
+    assert shown(again) == [("error", f"{token}: The token is already revoked.")]
