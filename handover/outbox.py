@@ -83,8 +83,10 @@ class _Batch:
 
     def __init__(self) -> None:
         self.ids: dict[str, list] = defaultdict(list)
+        self.published = False
 
     def publish(self) -> None:
+        self.published = True
         _publish(self.ids)
 
 
@@ -112,7 +114,11 @@ def enqueue(task_name: str, ids: Iterable) -> None:
 
 def _still_registered(connection, batch: _Batch) -> bool:
     """Whether ``batch`` still waits for this transaction's commit (it was not run, nor dropped by a rollback)."""
-    return connection.in_atomic_block and any(entry[1] == batch.publish for entry in connection.run_on_commit)
+    return (
+        not batch.published
+        and connection.in_atomic_block
+        and any(entry[1] == batch.publish for entry in connection.run_on_commit)
+    )
 
 
 def _publish(batch: dict[str, list]) -> None:

@@ -197,7 +197,8 @@ def _adoption_below_target(t: Thresholds, now: datetime, today: date) -> Found:
         if not met:
             entry = found.setdefault(handover_id, {"kpis": [], "latest": {}})
             entry["kpis"].append(kpi_id)
-            entry["latest"][str(kpi_id)] = None if value is None else str(value)
+            # Decimals come back as 9 or 9.0000 depending on the database: stored plainly, the same everywhere.
+            entry["latest"][str(kpi_id)] = None if value is None else format(value.normalize(), "f")
     return found
 
 

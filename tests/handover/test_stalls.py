@@ -13,7 +13,11 @@ one; a second team (Facilities) overrides all of them, so a threshold leaking fr
 
 import base64
 import datetime as dt
+import re
 import secrets
+import socket
+import subprocess
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,7 +29,7 @@ from types import SimpleNamespace
 import pytest
 import time_machine
 from django.conf import settings as django_settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
@@ -58,6 +62,7 @@ from handover.models import (
     WebhookSubscription,
 )
 from operations import services as ops
+from operations.choices import KpiDirection
 from operations.models import OperationsTeam
 from projects import services as ps
 from projects.choices import Stage
@@ -659,13 +664,128 @@ def test_acceptance_resolves_past_target_and_review_overdue(world, clock):
     assert StallFlag.objects.filter(handover=handover, resolved_at__isnull=True).count() == 0
 
 
+# ----------------------------------------------------------------------------------------- adoption window
+
+
+def hypercare_with_kpi(w: World, *, name: str, direction: str, target: int, before=()) -> tuple[Handover, object]:
+    """A handover of a new service taken into hypercare now, whose one adoption KPI is reviewed in ten days;
+    ``before`` are readings posted before hypercare started (an hour apart, ending a day before)."""
+    lead, owner = w.people.lead, w.people.owner
+    service = ops.service_create(team=w.team, by=lead, name=f"{name} service")
+    kpi = ops.kpi_create(
+        service=service,
+        by=lead,
+        name=name,
+        target=target,
+        direction=direction,
+        review_date=timezone.localdate() + 10 * DAY,
+        is_adoption=True,
+    )
+    handover = w.accept(w.submit(w.handover(service=service)))
+    for i, value in enumerate(before):
+        ops.kpi_reading_add(kpi=kpi, by=owner, value=value, measured_at=timezone.now() - DAY - i * HOUR)
+    clock_at = timezone.now()
+    hs.handover_start_hypercare(
+        handover=handover, by=owner, ends_on=timezone.localdate() + 60 * DAY, exit_criteria="Adoption at target."
+    )
+    assert Handover.objects.get(pk=handover.pk).hypercare_started_at == clock_at
+    return handover, kpi
+
+
+def test_adoption_kpi_where_lower_is_better_is_below_target_when_its_reading_is_higher(world, clock):
+    """GIVEN a "lower is better" adoption KPI (calls per agent, target 5) reading 9 during hypercare WHEN its review
+    date comes THEN the flag opens; a reading of 5 (at target) resolves it; a later 6 opens a new episode; 4 resolves
+    that one."""
+    handover, kpi = hypercare_with_kpi(world, name="Calls per agent", direction=KpiDirection.LOWER, target=5)
+    owner = world.people.owner
+    clock.shift(HOUR)
+    ops.kpi_reading_add(kpi=kpi, by=owner, value=9)
+
+    clock.move_to(midnight(kpi.review_date) - TICK)
+    detect()
+    assert flags(handover, StallRule.ADOPTION_BELOW_TARGET) == []
+
+    clock.move_to(midnight(kpi.review_date) + TICK)
+    detect()
+    [first] = open_flags(handover, StallRule.ADOPTION_BELOW_TARGET)
+    assert first.detail == {"kpis": [kpi.pk], "latest": {str(kpi.pk): "9"}}
+
+    clock.shift(HOUR)
+    ops.kpi_reading_add(kpi=kpi, by=owner, value=5)
+    assert detect().resolved == [first.pk]
+
+    clock.shift(DAY)
+    ops.kpi_reading_add(kpi=kpi, by=owner, value=6)
+    detect()
+    [_, second] = flags(handover, StallRule.ADOPTION_BELOW_TARGET)
+    assert second.is_open
+
+    clock.shift(HOUR)
+    ops.kpi_reading_add(kpi=kpi, by=owner, value=4)
+    detect()
+    assert open_flags(handover, StallRule.ADOPTION_BELOW_TARGET) == []
+
+
+def test_adoption_reading_from_before_hypercare_does_not_count(world, clock):
+    """GIVEN an adoption KPI (target 80) whose only readings, 95 and 90, were taken before hypercare started WHEN its
+    review date comes with no reading during hypercare THEN it counts as below target and the flag opens; WHEN a
+    reading of 85 is posted during hypercare THEN the flag resolves."""
+    handover, kpi = hypercare_with_kpi(
+        world, name="Weekly active users", direction=KpiDirection.HIGHER, target=80, before=(95, 90)
+    )
+
+    clock.move_to(midnight(kpi.review_date) + TICK)
+    detect()
+    [flag] = open_flags(handover, StallRule.ADOPTION_BELOW_TARGET)
+    assert flag.detail == {"kpis": [kpi.pk], "latest": {str(kpi.pk): None}}
+
+    clock.shift(HOUR)
+    ops.kpi_reading_add(kpi=kpi, by=world.people.owner, value=85)
+    assert detect().resolved == [flag.pk]
+
+
+def test_adoption_reading_dated_later_than_now_does_not_count_yet(world, clock):
+    """GIVEN an adoption KPI (target 80) reading 35 during hypercare and a reading of 90 dated three minutes ahead (a
+    tool's clock running fast) WHEN the review date comes THEN the 35 is the latest reading: the flag opens; once
+    the 90's moment has come, it resolves."""
+    handover, kpi = hypercare_with_kpi(world, name="Logins per day", direction=KpiDirection.HIGHER, target=80)
+    owner = world.people.owner
+    clock.move_to(midnight(kpi.review_date) - HOUR)
+    ops.kpi_reading_add(kpi=kpi, by=owner, value=35)
+    ahead = midnight(kpi.review_date) + 3 * dt.timedelta(minutes=1)
+    clock.move_to(midnight(kpi.review_date))
+    ops.kpi_reading_add(kpi=kpi, by=owner, value=90, measured_at=ahead)
+
+    detect()
+    [flag] = open_flags(handover, StallRule.ADOPTION_BELOW_TARGET)
+
+    clock.move_to(ahead)
+    assert detect().resolved == [flag.pk]
+
+
 # ----------------------------------------------------------------------------------------------- escalation
 
 
-def test_unacknowledged_flag_escalates_to_the_team_lead_once(world, clock, mailoutbox):
-    """GIVEN an open flag nobody acknowledges WHEN the escalation delay (3 days) passes THEN the team's lead gets one
-    in-app and one email notification: not a moment before, and not again on later passes."""
-    case, flag = open_idle_flag(world, clock)
+def open_flag(case: Case, clock) -> StallFlag:
+    """The case's flag, opened an hour after the rule's default threshold; its emails are still pending."""
+    clock.move_to(case.fires_at(default_days(case.rule)) + HOUR)
+    detect()
+    [flag] = open_flags(case.handover, case.rule)
+    return flag
+
+
+def mail_about(mailoutbox, flag: StallFlag) -> list[tuple[str, str]]:
+    """(recipient, subject prefix) of each message sent about ``flag``'s rule, in sending order."""
+    label = f"({flag.get_rule_display().lower()})"
+    return [(m.to[0], m.subject.split(":")[0]) for m in mailoutbox if m.subject.endswith(label)]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_unacknowledged_flag_escalates_to_the_team_lead_once(rule, make_case, clock, mailoutbox):
+    """GIVEN an open flag of the rule nobody acknowledges WHEN the escalation delay (3 days) passes THEN the team's
+    lead gets one in-app and one email notification: not a moment before, and not again on later passes."""
+    case = make_case(rule)
+    flag = open_flag(case, clock)
     opened = flag.opened_at
 
     clock.move_to(opened + 3 * DAY - TICK)
@@ -678,15 +798,38 @@ def test_unacknowledged_flag_escalates_to_the_team_lead_once(world, clock, mailo
     clock.shift(2 * DAY)
     detect()
 
-    assert first.escalated == [flag.pk]
+    assert flag.pk in first.escalated
     assert notified(flag, ESCALATED) == each_channel("lead")
     flag.refresh_from_db()
     assert flag.escalated_at == opened + 3 * DAY + TICK
     assert notified(flag) == each_channel(*case.recipients)  # the opening notifications are untouched
     assert send(emails(flag, ESCALATED) * 2) == [True, False]
-    [message] = mailoutbox
-    assert message.to == [address("lead")]
-    assert message.subject.startswith("[Handover] Escalated:")
+    assert mail_about(mailoutbox, flag) == [(address("lead"), "[Handover] Escalated")]
+    [in_app] = Notification.objects.filter(flag=flag, kind=ESCALATED, channel=Channel.IN_APP)
+    assert in_app.subject.startswith("Escalated:")  # the bracketed prefix is for email subjects only
+
+
+def test_team_without_a_lead_escalates_once_a_lead_is_named(world, clock, admin_user):
+    """GIVEN a team without a lead and an unacknowledged flag past the escalation delay WHEN passes run THEN nothing
+    is marked escalated and no stall.escalated event is emitted (nobody would hear it); WHEN a lead is named THEN
+    the next pass escalates to them, once."""
+    subscribe(admin_user, events=["stall.escalated"])
+    ops.team_update(team=world.team, by=world.people.admin, lead=None)
+    _, flag = open_idle_flag(world, clock)
+    clock.move_to(flag.opened_at + 4 * DAY)
+
+    assert detect().escalated == []
+    flag.refresh_from_db()
+    assert flag.escalated_at is None
+    assert Notification.objects.filter(flag=flag, kind=ESCALATED).count() == 0
+    assert event_types(type="stall.escalated") == {}
+
+    clock.shift(HOUR)
+    ops.team_update(team=world.team, by=world.people.admin, lead=world.people.lead)
+    assert detect().escalated == [flag.pk]
+    detect()
+    assert notified(flag, ESCALATED) == each_channel("lead")
+    assert event_types(type="stall.escalated") == {"stall.escalated": 1}
 
 
 def test_team_escalation_override_changes_the_delay(world, clock):
@@ -815,40 +958,42 @@ def test_snooze_needs_a_future_date_within_90_days_and_a_reason(world, clock):
     assert Handover.objects.get(pk=case.handover.pk).last_activity_at == last_activity
 
 
-def test_snoozed_flag_sends_nothing_until_its_date_then_reminds_once(world, clock, mailoutbox):
-    """GIVEN an open flag whose emails are still pending WHEN the owner snoozes it for five days THEN the emails are
-    held until the date (send defers them, the sweep leaves them), nothing escalates although the delay passes, and
-    from the date the held emails go out and the owner gets one reminder, however often detection runs."""
-    _, flag = open_idle_flag(world, clock)
+@pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
+def test_snoozed_flag_sends_nothing_until_its_date_then_reminds_once(rule, make_case, world, clock, mailoutbox):
+    """GIVEN an open flag of the rule whose emails are still pending WHEN the owner snoozes it for five days THEN the
+    emails are held until the date (send defers them, the sweep leaves them), nothing escalates although the delay
+    passes, and from the date the held emails go out and the owner gets one reminder, however often detection
+    runs."""
+    case = make_case(rule)
+    flag = open_flag(case, clock)
     held = emails(flag)
-    assert len(held) == 2  # owner and manager
+    assert len(held) == len(case.recipients)
     clock.shift(HOUR)
     until = timezone.now() + 5 * DAY
     stalls.stall_snooze(flag=flag, by=world.people.owner, until=until, reason="Waiting for the vendor's contract.")
 
-    assert send(held) == [False, False]
-    assert mailoutbox == []
+    assert send(held) == [False] * len(held)
+    assert mail_about(mailoutbox, flag) == []
     assert set(Notification.objects.filter(pk__in=[n.pk for n in held]).values_list("status", "next_attempt_at")) == {
         (DeliveryStatus.PENDING, until)
     }
-    assert outbox.sweep()["notifications"] == 0
+    assert not Notification.objects.filter(pk__in=[n.pk for n in held]).filter(pk__in=swept_ids()).exists()
 
     clock.move_to(flag.opened_at + 4 * DAY)  # past the 3-day escalation delay, still snoozed
     detect()
     detect()
     flag.refresh_from_db()
-    assert flag.is_open
-    assert flag.escalated_at is None
+    assert (flag.is_open, flag.escalated_at) == (True, None)
     assert notified(flag, ESCALATED) == []
     assert notified(flag, REMINDER) == []
 
     clock.move_to(until - TICK)
-    assert send(held) == [False, False]
-    assert outbox.sweep()["notifications"] == 0
-    assert mailoutbox == []
+    assert send(held) == [False] * len(held)
+    assert not Notification.objects.filter(pk__in=[n.pk for n in held]).filter(pk__in=swept_ids()).exists()
+    assert mail_about(mailoutbox, flag) == []
 
     clock.move_to(until)
-    assert outbox.sweep()["notifications"] == 2  # the held emails are due again
+    assert {n.pk for n in held} <= swept_ids()  # the held emails are due again
     first = detect()
     detect()
     clock.shift(DAY)
@@ -856,13 +1001,80 @@ def test_snoozed_flag_sends_nothing_until_its_date_then_reminds_once(world, cloc
 
     assert first.reminded == [flag.pk]
     assert notified(flag, REMINDER) == each_channel("owner")
-    assert send(held) == [True, True]
+    assert send(held) == [True] * len(held)
     assert send(emails(flag, REMINDER) * 2) == [True, False]
-    assert sorted((message.to[0], message.subject.split(":")[0]) for message in mailoutbox) == [
-        (address("manager"), "[Handover] Stalled"),
-        (address("owner"), "[Handover] Reminder"),
-        (address("owner"), "[Handover] Stalled"),
-    ]
+    assert sorted(mail_about(mailoutbox, flag)) == sorted(
+        [(address(u), "[Handover] Stalled") for u in case.recipients] + [(address("owner"), "[Handover] Reminder")]
+    )
+
+
+def swept_ids() -> set[int]:
+    """The notifications a sweep finds due now (it publishes nothing inside a test transaction)."""
+    before = set(Notification.objects.values_list("pk", "next_attempt_at"))
+    count = outbox.sweep()["notifications"]
+    assert set(Notification.objects.values_list("pk", "next_attempt_at")) == before
+    due = Notification.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
+    assert due.count() == count
+    return set(due.values_list("pk", flat=True))
+
+
+def test_condition_owner_joining_during_a_snooze_hears_nothing_until_it_ends(world, clock, mailoutbox):
+    """GIVEN a conditions-overdue flag snoozed by the owner WHEN the project member's condition falls overdue during the
+    snooze THEN the member gets nothing yet, neither in the inbox nor by email; WHEN the snooze ends THEN the member
+    is told once per channel and the owner reminded once."""
+    case = conditions_overdue_case(world)
+    flag = open_flag(case, clock)
+    until = case.recur(0) + 3 * DAY
+    stalls.stall_snooze(flag=flag, by=world.people.owner, until=until, reason="Drill booked for next week.")
+
+    clock.move_to(case.recur(0) + TICK)  # the member's condition is overdue; the flag is still snoozed
+    detect()
+    detect()
+    assert notified(flag) == each_channel("owner", "opsmember")
+    assert not Notification.objects.filter(recipient=world.people.member).exists()
+
+    clock.move_to(until)
+    detect()
+    detect()
+    assert notified(flag) == each_channel("owner", "opsmember", "member")
+    assert notified(flag, REMINDER) == each_channel("owner")
+    [member_in_app] = Notification.objects.filter(recipient=world.people.member, channel=Channel.IN_APP)
+    assert (member_in_app.status, member_in_app.sent_at) == (DeliveryStatus.SENT, until)
+
+
+def test_held_notifications_of_a_flag_that_resolved_are_cancelled_not_sent(world, clock, mailoutbox):
+    """GIVEN an idle flag whose emails are held by a snooze WHEN the cause clears and the flag resolves before the
+    snooze ends THEN the held emails are cancelled: sending them, then or after the date, sends nothing, and the
+    sweep no longer finds them."""
+    case, flag = open_idle_flag(world, clock)
+    held = emails(flag)
+    stalls.stall_snooze(flag=flag, by=world.people.owner, until=timezone.now() + 5 * DAY, reason="Vendor is late.")
+    clock.shift(DAY)
+    case.clear()
+    assert flag.pk in detect().resolved
+
+    assert set(Notification.objects.filter(pk__in=[n.pk for n in held]).values_list("status", flat=True)) == {
+        DeliveryStatus.CANCELLED
+    }
+    clock.shift(5 * DAY)
+    assert send(held) == [False, False]
+    assert outbox.sweep()["notifications"] == 0
+    assert mailoutbox == []
+    detect()
+    assert notified(flag, REMINDER) == []
+
+
+def test_a_pending_notification_of_a_resolved_flag_is_cancelled_when_its_task_runs(world, clock, mailoutbox):
+    """GIVEN an email still pending (the broker was down) WHEN its flag resolved meanwhile and the send task runs
+    THEN the row is cancelled and nothing is sent, even if it was never swept (the check is in the send)."""
+    _, flag = open_idle_flag(world, clock)
+    [first, *_] = emails(flag)
+    StallFlag.objects.filter(pk=flag.pk).update(resolved_at=timezone.now())  # resolved by a pass elsewhere
+
+    assert outbox.send_notification(first.pk) is False
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == (DeliveryStatus.CANCELLED, 0)
+    assert mailoutbox == []
 
 
 def test_snooze_moved_earlier_releases_the_held_emails_at_the_new_date(world, clock, mailoutbox):
@@ -1090,6 +1302,387 @@ def test_failed_webhook_is_retried_later_with_the_same_id(world, clock, admin_us
     ids = [{k.lower(): v for k, v in headers.items()}["webhook-id"] for headers, _ in receiver.received]
     assert len(ids) == 2
     assert ids[0] == ids[1]
+
+
+# ------------------------------------------------------------------------------ when a send goes wrong
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that answers every connection with ``reply`` (bytes, then it hangs up) or, with
+    ``reply=None``, accepts and never answers: a hung peer. ``read_first`` waits for the client's request first
+    (HTTP); SMTP clients wait for the server to speak, so they get the reply at once."""
+
+    def __init__(self, reply: bytes | None = None, *, read_first: bool = True) -> None:
+        self.reply, self.read_first = reply, read_first
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.05)
+        self.port = self.sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks/handover"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                peer, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            if self.reply is None:
+                self._held.append(peer)  # never answered, closed at the end
+                continue
+            peer.settimeout(2)
+            try:
+                if self.read_first:
+                    peer.recv(65536)
+                peer.sendall(self.reply)
+            except OSError:
+                pass
+            finally:
+                peer.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        for peer in self._held:
+            peer.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def raw_server(monkeypatch) -> Iterator[Callable[..., RawServer]]:
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    servers: list[RawServer] = []
+
+    def start(reply: bytes | None = None, **options) -> RawServer:
+        servers.append(RawServer(reply, **options))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def one_pending_delivery(world, clock, admin_user, url: str) -> WebhookDelivery:
+    subscribe(admin_user, url=url, events=["stall.opened"])
+    open_idle_flag(world, clock)
+    [delivery] = WebhookDelivery.objects.all()
+    return delivery
+
+
+@pytest.mark.parametrize(
+    ("reply", "error", "code"),
+    [
+        (b"GARBAGE\r\n\r\n", "BadStatusLine", None),
+        (b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", "HTTP 500", 500),
+        (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "HTTP 404", 404),
+        (b"", "RemoteDisconnected|ConnectionResetError", None),  # hangs up without a word
+    ],
+    ids=["garbage", "500", "404", "hang-up"],
+)
+def test_any_failed_webhook_attempt_is_logged_and_retried_later(
+    reply, error, code, world, clock, admin_user, raw_server, caplog
+):
+    """GIVEN a receiver that answers with garbage, an error status, or nothing WHEN the delivery is sent THEN the
+    attempt counts as failed, with its error and code recorded and logged, and the row waits for a retry with
+    backoff: it is never left in "sending"."""
+    server = raw_server(reply)
+    delivery = one_pending_delivery(world, clock, admin_user, server.url)
+
+    assert outbox.deliver_webhook(delivery.pk) is False
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.PENDING, 1, code)
+    assert re.search(error, delivery.last_error), delivery.last_error
+    assert timezone.now() + dt.timedelta(seconds=15) <= delivery.next_attempt_at <= timezone.now() + 30 * HOUR
+    assert server.connections == 1
+    assert any(re.search(error, r.getMessage()) and "(attempt 1)" in r.getMessage() for r in caplog.records)
+
+
+def test_webhook_receiver_that_never_answers_times_out_as_a_failed_attempt(
+    world, clock, admin_user, raw_server, settings
+):
+    """GIVEN a receiver that accepts the connection and never answers WHEN the delivery is sent THEN it gives up after
+    WEBHOOK_TIMEOUT and schedules a retry."""
+    settings.WEBHOOK_TIMEOUT = 0.3
+    server = raw_server(None)
+    delivery = one_pending_delivery(world, clock, admin_user, server.url)
+
+    assert outbox.deliver_webhook(delivery.pk) is False
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.PENDING, 1, None)
+    assert "timed out" in delivery.last_error
+
+
+def test_webhook_redirect_is_a_failed_attempt_and_is_not_followed(world, clock, admin_user, raw_server, receiver):
+    """GIVEN a receiver answering 302 to another URL WHEN the delivery is sent THEN the signed payload is not re-sent
+    there: the attempt failed with code 302."""
+    server = raw_server(f"HTTP/1.1 302 Found\r\nLocation: {receiver.url}\r\nContent-Length: 0\r\n\r\n".encode())
+    delivery = one_pending_delivery(world, clock, admin_user, server.url)
+
+    assert outbox.deliver_webhook(delivery.pk) is False
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.PENDING, 1, 302)
+    assert receiver.received == []
+
+
+def test_webhook_delivery_gives_up_after_the_maximum_attempts(world, clock, admin_user, raw_server, settings):
+    """GIVEN OUTBOX_MAX_ATTEMPTS=3 and a receiver that always answers garbage WHEN each retry comes due and is sent
+    THEN the third failure marks the delivery failed and no sweep picks it up again."""
+    settings.OUTBOX_MAX_ATTEMPTS = 3
+    delivery = one_pending_delivery(world, clock, admin_user, raw_server(b"GARBAGE\r\n\r\n").url)
+
+    for attempt in (1, 2, 3):
+        assert outbox.deliver_webhook(delivery.pk) is False
+        delivery.refresh_from_db()
+        assert delivery.attempts == attempt
+        clock.move_to(delivery.next_attempt_at)
+
+    assert delivery.status == DeliveryStatus.FAILED
+    clock.shift(DAY)
+    assert outbox.sweep()["deliveries"] == 0
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [(None, "timed out"), (b"GARBAGE\r\n", "SMTP")],
+    ids=["hung", "garbage"],
+)
+def test_email_to_a_broken_smtp_server_is_a_failed_attempt(reply, error, world, clock, raw_server, settings):
+    """GIVEN an SMTP server that never speaks (or speaks garbage) WHEN an email notification is sent THEN it gives up
+    after EMAIL_TIMEOUT, far inside the task's time limit, and schedules a retry instead of hanging the worker."""
+    server = raw_server(reply, read_first=False)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", server.port, 0.3
+    _, flag = open_idle_flag(world, clock)
+    [first, _] = emails(flag)
+
+    assert outbox.send_notification(first.pk) is False
+
+    first.refresh_from_db()
+    assert (first.status, first.attempts) == (DeliveryStatus.PENDING, 1)
+    assert error in first.last_error
+    assert first.next_attempt_at > timezone.now()
+
+
+def test_email_timeout_is_set_well_inside_the_task_time_limits():
+    assert django_settings.EMAIL_TIMEOUT == 10
+    assert django_settings.EMAIL_TIMEOUT < django_settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+    assert django_settings.WEBHOOK_TIMEOUT < django_settings.CELERY_TASK_SOFT_TIME_LIMIT / 2
+
+
+def test_row_whose_worker_died_mid_send_counts_the_attempt(world, clock, admin_user, settings):
+    """GIVEN a delivery and an email claimed by workers that were killed mid-send (left in "sending") WHEN the sweep
+    runs more than ten minutes later THEN each lost attempt counts: the rows wait for a retry with backoff, and a row
+    that has had its last attempt is marked failed instead of looping for ever."""
+    settings.OUTBOX_MAX_ATTEMPTS = 2
+    subscribe(admin_user, url="http://127.0.0.1:9/hooks", events=["stall.opened"])
+    _, flag = open_idle_flag(world, clock)
+    [delivery] = WebhookDelivery.objects.all()
+    [email, _] = emails(flag)
+    for model, row in ((WebhookDelivery, delivery), (Notification, email)):
+        assert outbox._claim(model, row.pk, timezone.now())  # the worker claims it, then dies
+
+    clock.shift(10 * dt.timedelta(minutes=1) - TICK)
+    assert outbox.sweep()["freed"] == 0
+    clock.shift(2 * TICK)
+    assert outbox.sweep()["freed"] == 2
+
+    for row in (delivery, email):
+        row.refresh_from_db()
+        assert (row.status, row.attempts) == (DeliveryStatus.PENDING, 1)
+        assert "lost mid-send" in row.last_error
+        assert row.next_attempt_at > timezone.now()
+
+    clock.move_to(email.next_attempt_at + HOUR)
+    for model, row in ((WebhookDelivery, delivery), (Notification, email)):
+        assert outbox._claim(model, row.pk, timezone.now())  # the second (last) attempt dies too
+    clock.shift(11 * dt.timedelta(minutes=1))
+    assert outbox.sweep()["freed"] == 2
+    for row in (delivery, email):
+        row.refresh_from_db()
+        assert (row.status, row.attempts) == (DeliveryStatus.FAILED, 2)
+
+
+# ------------------------------------------------------------------------------ enqueueing and the sweep
+
+
+@pytest.fixture
+def published(monkeypatch) -> list[dict[str, list]]:
+    """Every batch ``outbox`` publishes after a commit, instead of a broker."""
+    batches: list[dict[str, list]] = []
+    monkeypatch.setattr(outbox, "_publish", lambda batch: batches.append({k: list(v) for k, v in batch.items()}))
+    return batches
+
+
+def test_a_transaction_that_emits_several_events_publishes_once(
+    world, admin_user, published, django_capture_on_commit_callbacks
+):
+    """GIVEN a subscription to every event WHEN a return sends two items back (three events) in one request THEN one
+    after-commit callback publishes all three deliveries together."""
+    subscribe(admin_user)
+    with django_capture_on_commit_callbacks(execute=True):  # the earlier requests' own publishes
+        handover = world.submit(world.handover())
+    items = list(handover.items.filter(mandatory=True))
+    published.clear()
+    before = set(WebhookDelivery.objects.values_list("pk", flat=True))
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        hs.handover_return(handover=handover, by=world.people.owner, reason="Evidence missing.", items=items)
+
+    assert len(callbacks) == 1
+    [batch] = published
+    created = WebhookDelivery.objects.exclude(pk__in=before)
+    assert sorted(batch["deliver_webhook"]) == sorted(created.values_list("pk", flat=True))
+    assert Counter(created.values_list("event__type", flat=True)) == {"handover.returned": 1, "item.updated": 2}
+
+
+def test_ids_enqueued_in_a_rolled_back_savepoint_do_not_lose_later_ones(published, django_capture_on_commit_callbacks):
+    """GIVEN a savepoint that enqueues and then rolls back WHEN the transaction enqueues again and commits THEN the
+    later ids are published (the rolled-back batch took its callback with it)."""
+
+    class Boom(Exception):
+        pass
+
+    def rolled_back() -> None:
+        with transaction.atomic():
+            outbox.enqueue("send_notification", [1])
+            raise Boom
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(Boom):
+            rolled_back()
+        outbox.enqueue("send_notification", [2])
+        outbox.enqueue("deliver_webhook", ["abc"])
+
+    assert len(callbacks) == 1
+    assert published == [{"send_notification": [2], "deliver_webhook": ["abc"]}]
+
+
+@pytest.fixture
+def memory_broker():
+    """The project's Celery app publishing to kombu's in-process memory transport for the test."""
+    from config.celery import app
+
+    conf = app.conf
+    saved = (conf.broker_url, conf.broker_transport_options)
+    app._pool, app.amqp._producer_pool = None, None
+    conf.broker_url, conf.broker_transport_options = "memory://", {}
+    outbox.publish_breaker.reset()
+    try:
+        yield app
+    finally:
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge(app.conf.task_default_queue)
+        app._pool, app.amqp._producer_pool = None, None
+        conf.broker_url, conf.broker_transport_options = saved
+
+
+def test_sweep_re_enqueues_a_row_only_when_no_task_waits_for_it(
+    world, clock, memory_broker, django_capture_on_commit_callbacks, settings
+):
+    """GIVEN an idle flag whose two emails were published after its pass committed WHEN the sweep runs a minute later
+    THEN it leaves them (their tasks are queued); WHEN they are still unclaimed after OUTBOX_REQUEUE_AFTER (the
+    messages were lost) THEN it publishes them again, once; a retry that falls due later is published when due."""
+
+    def sweep() -> int:
+        with django_capture_on_commit_callbacks(execute=True):
+            return outbox.sweep()["notifications"]
+
+    case = idle_case(world)
+    clock.move_to(case.fires_at(default_days(StallRule.IDLE)) + HOUR)
+    with django_capture_on_commit_callbacks(execute=True):
+        detect()
+    [flag] = open_flags(case.handover, StallRule.IDLE)
+    held = emails(flag)
+    assert {n.enqueued_at for n in held} == {timezone.now()}
+
+    clock.shift(dt.timedelta(minutes=1))
+    assert sweep() == 0
+    clock.shift(dt.timedelta(seconds=settings.OUTBOX_REQUEUE_AFTER))
+    assert sweep() == 2
+    assert sweep() == 0
+
+    retry_at = timezone.now() + 2 * dt.timedelta(minutes=1)  # a failed attempt's retry, due in two minutes
+    Notification.objects.filter(pk=held[0].pk).update(next_attempt_at=retry_at)
+    clock.move_to(retry_at - TICK)
+    assert sweep() == 0
+    clock.move_to(retry_at)
+    assert sweep() == 1
+
+
+def test_sweep_takes_the_oldest_due_rows_first(world, clock, monkeypatch):
+    """GIVEN more due emails than one sweep takes WHEN it runs THEN it takes those due longest ago."""
+    monkeypatch.setattr(outbox, "SWEEP_BATCH", 1)
+    _, flag = open_idle_flag(world, clock)
+    _, older = emails(flag)
+    Notification.objects.filter(pk=older.pk).update(next_attempt_at=timezone.now() - DAY)
+
+    enqueued = []
+    monkeypatch.setattr(outbox, "enqueue", lambda name, ids: enqueued.append((name, list(ids))))
+    outbox.sweep()
+
+    assert ("send_notification", [older.pk]) in enqueued
+
+
+# ------------------------------------------------------------------------------------------------ links
+
+
+def test_notifications_link_to_the_handover_page_and_only_emails_carry_the_prefix(world, clock, admin_user):
+    subscribe(admin_user, events=["stall.opened"])
+    case, flag = open_idle_flag(world, clock)
+    page = f"{django_settings.SITE_URL}/handovers/{case.handover.pk}/"
+
+    for notification in Notification.objects.filter(flag=flag):
+        assert f"Handover: {page}\n" in notification.body
+        assert "/api/" not in notification.body
+        prefix = "[Handover] Stalled: " if notification.channel == Channel.EMAIL else "Stalled: "
+        assert notification.subject.startswith(prefix), notification.subject
+    handover = Event.objects.get(type=EventType.STALL_OPENED).payload["data"]["handover"]
+    assert (handover["web_url"], handover["url"]) == (
+        page,
+        f"{django_settings.SITE_URL}/api/v1/handovers/{case.handover.pk}/",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "site_url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"PORT": "8797"}, "http://127.0.0.1:8797"),
+        ({"PORT": "5100", "HANDOVER_PORT": "8797"}, "http://127.0.0.1:8797"),  # honcho's PORT for the worker
+        ({"PORT": "8797", "SITE_URL": "https://handover.example.com"}, "https://handover.example.com"),
+    ],
+    ids=["default", "port", "handover-port", "explicit"],
+)
+def test_site_url_defaults_to_the_port_the_web_server_listens_on(env, site_url):
+    import os
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("PORT", "HANDOVER_PORT", "SITE_URL")}
+    code = "import django; django.setup(); from django.conf import settings; print(settings.SITE_URL)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**clean, "DJANGO_SETTINGS_MODULE": "config.settings.test", **env},
+        cwd=django_settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip() == site_url
 
 
 # --------------------------------------------------------------------------------------- detection runs
