@@ -50,6 +50,7 @@ test: setup-dev
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 lint: setup-dev
+	@mkdir -p var
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) manage.py check

@@ -48,6 +48,7 @@ def test_a_second_run_changes_nothing_and_says_so(seeded):
     output = seed()
 
     assert "already present" in output
+    assert "Sign in at /admin/ as admin / handover-demo" in output
     assert row_counts() == before
 
 

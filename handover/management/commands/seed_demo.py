@@ -972,6 +972,7 @@ class Command(BaseCommand):
         password = options["password"]
         if Project.objects.filter(code__in=DEMO_CODES).exists():
             self.stdout.write("Demo data already present; nothing changed.")
+            self.login_hint(password)
             return
         try:
             with transaction.atomic():
@@ -992,6 +993,16 @@ class Command(BaseCommand):
         self.stdout.write(f"Every other demo account has the password {password!r}:")
         for username, _first, _last, role in PEOPLE:
             self.stdout.write(f"  {username:<16} {role}")
+
+    def login_hint(self, password: str) -> None:
+        """Say how to sign in again on a later run; the password is shown only if it still opens the account."""
+        admin = User.objects.filter(username="admin").first()
+        if admin is None:
+            return
+        if admin.check_password(password):
+            self.stdout.write(f"Sign in at /admin/ as admin / {password} (demo accounts share that password).")
+        else:
+            self.stdout.write("Sign in at /admin/ as admin (its password was changed since the demo was seeded).")
 
     def admin_user(self, password_hash: str):
         admin = User.objects.filter(username="admin").first()
