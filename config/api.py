@@ -1,22 +1,32 @@
-"""What every API endpoint shares: authentication by token, the error shape, pagination, versions, schema bits.
+"""What every API endpoint shares: parsing, the error shape, lists (pagination, filters, search, ordering), versions
+and the schema bits that document them.
 
-One error shape for the whole API::
+One error shape for the whole API, for every response under ``/api/`` (unknown routes and server errors included)::
 
     {"error": {"status": 409, "code": "submit_mandatory_open", "message": "...", "fields": {"reason": ["..."]}}}
 
 ``code`` is the rule that refused (``config.errors.DomainError.rule``) or DRF's error code; ``fields`` names the
-fields at fault (empty when the refusal is not about one field).
+fields (or query parameters, or the ``If-Match`` header) at fault, empty when the refusal is not about one of them.
 """
+
+import re
 
 import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.db import models
+from django.http import Http404, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
+from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import exceptions, serializers, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import exceptions, filters, serializers, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import Conflict, DomainError, IllegalTransition, InvalidInput, NotPermitted
@@ -31,9 +41,12 @@ DOMAIN_STATUS = {
 # ------------------------------------------------------------------------------------------------- errors
 
 
+def error_body(status_code: int, code: str, message: str, fields: dict | None = None) -> dict:
+    return {"error": {"status": status_code, "code": code, "message": message, "fields": fields or {}}}
+
+
 def _error(status_code: int, code: str, message: str, fields: dict | None = None, headers=None) -> Response:
-    body = {"error": {"status": status_code, "code": code, "message": message, "fields": fields or {}}}
-    return Response(body, status=status_code, headers=headers)
+    return Response(error_body(status_code, code, message, fields), status=status_code, headers=headers)
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -59,11 +72,14 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
 
 
 def exception_handler(exc, context):
-    """Render every refusal in the one error shape; anything unexpected still becomes DRF's 500."""
+    """Render every refusal in the one error shape; anything unexpected becomes a 500 (see ``handler500``)."""
     if isinstance(exc, DomainError):
         status_code = next((code for cls, code in DOMAIN_STATUS.items() if isinstance(exc, cls)), 400)
         fields = {exc.field: [exc.message]} if exc.field else {}
-        return _error(status_code, exc.rule, exc.message, fields)
+        # Django's model validation words its messages without the field ("Ensure this value has at most 30
+        # characters"): name it in the summary, as for the serializers' refusals below.
+        message = f"{exc.field}: {exc.message}" if exc.field and exc.rule == "invalid_field" else exc.message
+        return _error(status_code, exc.rule, message, fields)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -85,6 +101,62 @@ def _headers(response: Response) -> dict:
     return {k: v for k, v in response.items() if k in ("WWW-Authenticate", "Retry-After", "Allow")}
 
 
+# Errors that never reach a DRF view: an unknown route, a request Django refuses before routing it (400), a
+# permission refusal or a crash outside DRF's handling. Under /api/ they answer in the error shape; elsewhere they are
+# Django's own handlers, which render the web UI's 400/403/404/500 templates.
+
+
+def _is_api(request) -> bool:
+    return request.path_info.startswith("/api/")
+
+
+def _json_error(status_code: int, code: str, message: str) -> JsonResponse:
+    return JsonResponse(error_body(status_code, code, message), status=status_code)
+
+
+@csrf_exempt  # a POST to a route that does not exist is a 404, not a CSRF failure
+def api_not_found(request, *args, **kwargs) -> JsonResponse:
+    """The last route under /api/: whatever did not match an endpoint."""
+    message = f"There is no endpoint {request.method} {request.path}. The endpoints are listed in /api/schema/."
+    if not request.path_info.endswith("/"):
+        try:
+            resolved = resolve(request.path_info + "/")
+        except Resolver404:
+            resolved = None
+        if resolved is not None and resolved.func is not api_not_found:
+            message = f"There is no endpoint {request.path}; the API's paths end with a slash: {request.path}/"
+    return _json_error(status.HTTP_404_NOT_FOUND, "not_found", message)
+
+
+def handler400(request, exception):
+    if _is_api(request):
+        return _json_error(status.HTTP_400_BAD_REQUEST, "bad_request", "The request could not be understood.")
+    return defaults.bad_request(request, exception)
+
+
+def handler403(request, exception):
+    if _is_api(request):
+        return _json_error(status.HTTP_403_FORBIDDEN, "permission_denied", "You may not do this.")
+    return defaults.permission_denied(request, exception)
+
+
+def handler404(request, exception):
+    if _is_api(request):
+        return api_not_found(request)
+    return defaults.page_not_found(request, exception)
+
+
+def handler500(request):
+    if _is_api(request):
+        return _json_error(
+            status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side; it was recorded."
+        )
+    return defaults.server_error(request)
+
+
+# ---------------------------------------------------------------------------------------------- schema
+
+
 class ErrorBodySerializer(serializers.Serializer):
     status = serializers.IntegerField()
     code = serializers.CharField(help_text="The rule that refused, or the kind of error.")
@@ -98,42 +170,196 @@ class ErrorSerializer(serializers.Serializer):
     error = ErrorBodySerializer()
 
 
+ERROR_DESCRIPTIONS = {
+    400: "Invalid input; `fields` names the fields (or query parameters, or `If-Match`) at fault.",
+    401: "No or invalid credentials.",
+    403: "Signed in, but without the role this needs (or a read-only token).",
+    404: "No such object, or not visible to you (for a list: a page past the end).",
+    409: "The move is not allowed from the current state, or a gate blocks it; `code` names the rule.",
+    412: "The object changed since you read it (If-Match or `version` did not match).",
+}
+
+
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
-    descriptions = {
-        400: "Invalid input; `fields` names the fields at fault.",
-        401: "No or invalid credentials.",
-        403: "Signed in, but without the role this needs (or a read-only token).",
-        404: "No such object, or not visible to you.",
-        409: "The move is not allowed from the current state, or a gate blocks it; `code` names the rule.",
-        412: "The object changed since you read it (If-Match or `version` did not match).",
-    }
-    return {code: OpenApiResponse(ErrorSerializer, description=descriptions[code]) for code in codes}
+    return {code: OpenApiResponse(ErrorSerializer, description=ERROR_DESCRIPTIONS[code]) for code in codes}
 
 
 READ_ERRORS = (401, 403, 404)
-# A list refuses a filter value it cannot parse (400) and a page past the end (404, "Invalid page.").
+# A list refuses a query parameter it does not know or cannot parse (400) and a page past the end (404).
 LIST_ERRORS = (400, 401, 403, 404)
-WRITE_ERRORS = (400, 401, 403, 404, 409, 412)
+WRITE_ERRORS = (400, 401, 403, 404, 409)
+# Writes that compare the version the client read: a lost update is 412.
+VERSIONED_ERRORS = (*WRITE_ERRORS, 412)
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description='The ETag you read (for example `"7"`): if the object changed since, the request is refused with '
+    "412 and nothing is written. `version` in the body does the same.",
+    pattern=r'^(W/)?"[0-9]{1,10}"$',
+)
+ETAG = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The object's version; send it back as `If-Match` with the next change.",
+    response=[200, 201],
+)
 
 
-def action_schema(*, request=None, response=None, summary: str = "", description: str = "", **kwargs):
-    """``extend_schema`` for a state-changing action, with every error it can answer."""
-    return extend_schema(
+def accepts_version(func):
+    """Mark a view method as one that compares ``If-Match`` (or ``version``) with the object's version."""
+    func.accepts_version = True
+    return func
+
+
+def versioned_schema(*, request=None, response=None, status_code: int = 200, **kwargs):
+    """``extend_schema`` for a write that takes the version the client read: documents ``If-Match``, the ``ETag``
+    answered and 412, and marks the method so that ``If-Match`` is not refused (see ``ApiViewMixin``)."""
+    schema = extend_schema(
         request=request,
-        responses={200: response, **error_responses(*WRITE_ERRORS)},
-        summary=summary or None,
-        description=description or None,
+        responses={status_code: response, **error_responses(*VERSIONED_ERRORS)},
+        parameters=[IF_MATCH, ETAG, *kwargs.pop("parameters", [])],
         **kwargs,
     )
+
+    def decorate(func):
+        return accepts_version(schema(func))
+
+    return decorate
+
+
+def action_schema(*, request=None, response=None, summary: str = "", description: str = "", versioned=False, **kw):
+    """``extend_schema`` for a state-changing action, with every error it can answer."""
+    extra = {"summary": summary or None, "description": description or None, **kw}
+    if versioned:
+        return versioned_schema(request=request, response=response, **extra)
+    return extend_schema(request=request, responses={200: response, **error_responses(*WRITE_ERRORS)}, **extra)
+
+
+def read_schema(response, *, etag: bool = False, **kwargs):
+    """``extend_schema`` for reading one object; ``etag`` documents the ``ETag`` it answers."""
+    return extend_schema(
+        responses={200: response, **error_responses(*READ_ERRORS)}, parameters=[ETAG] if etag else None, **kwargs
+    )
+
+
+class ApiViewMixin:
+    """What every view of the API adds to DRF's.
+
+    * ``If-Match`` on a write that does not compare versions is refused rather than silently ignored: only
+      projects, handovers and checklist items carry a version, and a client that sends one believes it is protected
+      against lost updates.
+    * Filters, search and ordering apply to lists only.
+    """
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        if request.method in SAFE_METHODS or "If-Match" not in request.headers:
+            return
+        handler = getattr(self, getattr(self, "action", None) or request.method.lower(), None)
+        if not getattr(handler, "accepts_version", False):
+            raise InvalidInput(
+                "This endpoint does not compare versions; send the request without If-Match.",
+                rule="if_match_unsupported",
+                field="If-Match",
+            )
+
+    def filter_queryset(self, queryset):
+        # DRF also applies the filter backends to the lookup of a single object, where ``/projects/7/?stage=closed``
+        # would turn into a 404 and a bad ordering into an undocumented 400.
+        if getattr(self, "action", None) != "list":
+            return queryset
+        return super().filter_queryset(queryset)
+
+
+# -------------------------------------------------------------------------------------------- versions
+
+MAX_VERSION = 2**31 - 1  # versions are PositiveIntegerFields
+_ETAG = re.compile(r'(?:W/)?"([0-9]{1,10})"|([0-9]{1,10})')
+
+
+def expected_version(request, body_version: int | None = None) -> int | None:
+    """The version the client last read: ``If-Match: "7"`` (as sent back from the ETag) or ``version`` in the body
+    (validated by the serializer, see ``config.api_fields.VersionField``).
+
+    The services compare it with the current version and refuse a lost update with 412. ``If-Match: *`` asks for no
+    comparison.
+    """
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return body_version
+    match = _ETAG.fullmatch(header.strip())
+    if match is None or int(match.group(1) or match.group(2)) > MAX_VERSION:
+        # Digits only (``"²".isdigit()`` is true), and few of them: ``int()`` refuses strings of over 4300 digits.
+        raise InvalidInput(
+            'If-Match must be one ETag this API sent, such as "7".', rule="invalid_if_match", field="If-Match"
+        )
+    version = int(match.group(1) or match.group(2))
+    if body_version is not None and body_version != version:
+        raise InvalidInput(
+            "If-Match and version name different versions; send one of them.", rule="invalid_if_match", field="version"
+        )
+    return version
+
+
+def with_etag(response: Response, version: int) -> Response:
+    response["ETag"] = f'"{version}"'
+    return response
 
 
 # ----------------------------------------------------------------------------------------------- lists
 
 
 class Pagination(PageNumberPagination):
+    """Page numbers, ``page_size`` up to 100. Every list of the API goes through here, so it is also where a query
+    parameter the list does not take is refused, naming it, instead of being silently ignored (a typo such as
+    ``?stauts=submitted`` would otherwise return the whole, unfiltered list)."""
+
     page_size = 25
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_size(self, request):
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        digits = raw.strip().lstrip("0")
+        if not (digits.isascii() and digits.isdigit()):  # also "" and "0"
+            raise serializers.ValidationError(
+                {self.page_size_query_param: [f"Give a whole number from 1 to {self.max_page_size}."]}
+            )
+        # Bigger asks are capped; the length check keeps int() away from a string of thousands of digits.
+        return self.max_page_size if len(digits) > 3 else min(int(digits), self.max_page_size)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        if view is not None:
+            reject_unknown_query_params(request, view, queryset, {self.page_query_param, self.page_size_query_param})
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_schema_operation_parameters(self, view):
+        page, page_size = super().get_schema_operation_parameters(view)
+        page["schema"]["minimum"] = 1
+        page_size["schema"]["minimum"] = 1
+        page_size["description"] = f"Rows per page (default {self.page_size}); more than {self.max_page_size} gives "
+        page_size["description"] += f"{self.max_page_size}."
+        return [page, page_size]
+
+
+def reject_unknown_query_params(request, view, queryset, allowed: set[str]) -> None:
+    """Refuse query parameters that neither the list's filter backends nor the pagination take."""
+    allowed = {*allowed, api_settings.URL_FORMAT_OVERRIDE}
+    for backend in getattr(view, "filter_backends", ()):
+        names = getattr(backend(), "query_param_names", None)
+        if names is not None:
+            allowed |= names(view, queryset)
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        known = ", ".join(sorted(allowed - {api_settings.URL_FORMAT_OVERRIDE}))
+        raise serializers.ValidationError(
+            {name: [f"Unknown query parameter; this list takes: {known}."] for name in unknown}
+        )
 
 
 class _StrictBooleanField(forms.Field):
@@ -150,6 +376,7 @@ class _StrictBooleanField(forms.Field):
         raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
 
 
+@extend_schema_field(OpenApiTypes.BOOL)
 class StrictBooleanFilter(django_filters.BooleanFilter):
     """``true`` / ``false`` (or 1 / 0); anything else is a 400, where django-filter's would silently not filter."""
 
@@ -172,30 +399,79 @@ class IdFilter(django_filters.NumberFilter):
         return None  # max_value above is the bound
 
 
-# -------------------------------------------------------------------------------------------- versions
+class FilterSet(django_filters.rest_framework.FilterSet):
+    """The base of every filter set of the API: boolean model fields get the strict filter."""
+
+    FILTER_DEFAULTS = {
+        **django_filters.rest_framework.FilterSet.FILTER_DEFAULTS,
+        models.BooleanField: {"filter_class": StrictBooleanFilter},
+    }
 
 
-def expected_version(request) -> int | None:
-    """The version the client last read: ``If-Match: "7"`` (as sent back from the ETag) or ``version`` in the body.
+class FilterBackend(DjangoFilterBackend):
+    """django-filter, with ``filterset_fields`` built on the strict ``FilterSet``."""
 
-    The services compare it with the current version and refuse a lost update with 412.
+    filterset_base = FilterSet
+
+    def query_param_names(self, view, queryset) -> set[str]:
+        filterset_class = self.get_filterset_class(view, queryset)
+        return set(filterset_class.base_filters) if filterset_class else set()
+
+
+class SearchFilter(filters.SearchFilter):
+    """``?search=``, offered (and documented) only by lists that say what it searches."""
+
+    def query_param_names(self, view, queryset) -> set[str]:
+        return {self.search_param} if getattr(view, "search_fields", None) else set()
+
+    def get_schema_operation_parameters(self, view):
+        fields = getattr(view, "search_fields", None)
+        if not fields:
+            return []
+        (parameter,) = super().get_schema_operation_parameters(view)
+        searched = ", ".join(f.lstrip("^=@$").replace("__", ".") for f in fields)
+        parameter["description"] = f"Words that must all appear (case-insensitive) in one of: {searched}."
+        return [parameter]
+
+
+class OrderingFilter(filters.OrderingFilter):
+    """``?ordering=field,-other`` over the list's ``ordering_fields`` only; anything else is a 400 naming it.
+
+    DRF would silently drop an unknown field, and without ``ordering_fields`` offer every serializer field, some
+    of which the database cannot order by.
     """
-    header = request.headers.get("If-Match", "").strip()
-    if header and header != "*":
-        tag = header.split(",")[0].strip().removeprefix("W/").strip('"')
-        if not (tag.isascii() and tag.isdigit()):  # "²".isdigit() is true, but int("²") fails
-            raise InvalidInput(
-                'If-Match must be an ETag this API sent, such as "7".', rule="invalid_if_match", field="If-Match"
-            )
-        return int(tag)
-    version = request.data.get("version") if isinstance(request.data, dict) else None
-    if version is None:
-        return None
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise InvalidInput("version must be an integer.", rule="invalid", field="version")
-    return version
 
+    def get_valid_fields(self, queryset, view, context=None):
+        return [(name, name) for name in getattr(view, "ordering_fields", None) or ()]
 
-def with_etag(response: Response, version: int) -> Response:
-    response["ETag"] = f'"{version}"'
-    return response
+    def remove_invalid_fields(self, queryset, fields, view, request):
+        valid = [name for name, _ in self.get_valid_fields(queryset, view)]
+        for term in fields:
+            if term.removeprefix("-") not in valid:
+                choices = ", ".join(valid) if valid else "nothing: this list has a fixed order"
+                raise serializers.ValidationError(
+                    {self.ordering_param: [f"Cannot order by {term!r}; choose from {choices} (- for descending)."]}
+                )
+        return fields
+
+    def query_param_names(self, view, queryset) -> set[str]:
+        return {self.ordering_param} if getattr(view, "ordering_fields", None) else set()
+
+    def get_schema_operation_parameters(self, view):
+        fields = getattr(view, "ordering_fields", None)
+        if not fields:
+            return []
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": "Fields to order by, comma-separated; `-` in front for descending.",
+                "schema": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": [o for name in fields for o in (name, f"-{name}")]},
+                },
+                "style": "form",
+                "explode": False,
+            }
+        ]

@@ -1,11 +1,17 @@
 """Serializer building blocks shared by the apps' APIs."""
 
 from django.contrib.auth import get_user_model
+from django.core.validators import MaxLengthValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.relations import MANY_RELATION_KWARGS
 
 User = get_user_model()
+
+# Input lists are bounded: a request naming thousands of users or items is a mistake or an attack, and each entry
+# costs work (a lookup, an audit row).
+MAX_USERS = 500
 
 
 class UserSummarySerializer(serializers.ModelSerializer):
@@ -22,24 +28,113 @@ class UserSummarySerializer(serializers.ModelSerializer):
         return user.get_full_name() or user.get_username()
 
 
+class ActiveUsersField(serializers.ManyRelatedField):
+    """Users given by id (at most ``max_length``), looked up in one query.
+
+    DRF's ``many=True`` looks each id up on its own and takes any number of them.
+    """
+
+    def __init__(self, *, max_length: int = MAX_USERS, **kwargs):
+        self.max_length = max_length
+        super().__init__(**kwargs)
+        self.validators = [*self.validators, MaxLengthValidator(max_length)]  # documents maxItems
+
+    def to_internal_value(self, data):
+        if isinstance(data, str | dict) or not hasattr(data, "__iter__"):
+            self.fail("not_a_list", input_type=type(data).__name__)
+        data = list(data)
+        if not self.allow_empty and not data:
+            self.fail("empty")
+        if len(data) > self.max_length:
+            raise serializers.ValidationError(f"Give at most {self.max_length} users.", code="max_length")
+        child = self.child_relation
+        ids = []
+        for value in data:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                child.fail("incorrect_type", data_type=type(value).__name__)
+            if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 20):
+                child.fail("incorrect_type", data_type="str")
+            ids.append(int(value))
+        found = child.get_queryset().in_bulk([pk for pk in ids if 0 < pk < 2**63])  # wider ids overflow the column
+        missing = next((pk for pk in ids if pk not in found), None)
+        if missing is not None:
+            child.fail("does_not_exist", pk_value=missing)
+        return [found[pk] for pk in dict.fromkeys(ids)]
+
+
 @extend_schema_field(OpenApiTypes.INT)
 class ActiveUserField(serializers.PrimaryKeyRelatedField):
-    """A user given by id; only active users can be chosen."""
+    """A user given by id; only active users can be chosen. With ``many=True``: ``ActiveUsersField``."""
 
     def get_queryset(self):
         return User.objects.filter(is_active=True)
 
+    @classmethod
+    def many_init(cls, *args, max_length: int = MAX_USERS, **kwargs):
+        list_kwargs = {"child_relation": cls(*args, **kwargs), "max_length": max_length}
+        for key in kwargs:
+            if key in MANY_RELATION_KWARGS:
+                list_kwargs[key] = kwargs[key]
+        return ActiveUsersField(**list_kwargs)
+
+
+class BoundedListSerializer(serializers.ListSerializer):
+    """``many=True`` with a ``max_length``, which DRF checks before validating any entry; as a validator too, so
+    that the bound reaches the schema (``maxItems``)."""
+
+    def get_validators(self):
+        return [*super().get_validators(), MaxLengthValidator(self.max_length)]
+
+
+def many_at_most(serializer_class, limit: int, **kwargs) -> BoundedListSerializer:
+    """``serializer_class(many=True, **kwargs)``, refusing more than ``limit`` entries."""
+    return BoundedListSerializer(child=serializer_class(), max_length=limit, **kwargs)
+
+
+class VersionField(serializers.IntegerField):
+    """``version`` in a write's body: the version the client read, as an alternative to ``If-Match``.
+
+    A JSON integer only: DRF's ``IntegerField`` would also take ``"7"`` and ``7.0``.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("write_only", True)
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**31 - 1)
+        kwargs.setdefault(
+            "help_text",
+            "The version you read (the ETag's number): if the object changed since, the request is refused with "
+            "412 and nothing is written. Or send it as If-Match.",
+        )
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
 
 class StrictSerializerMixin:
-    """Refuse fields the client may not send (unknown or read-only) instead of silently ignoring them."""
+    """Refuse fields the client may not send (unknown or read-only) instead of silently ignoring them.
+
+    ``version`` is no exception: a write that compares versions declares a ``VersionField``; elsewhere a version
+    sent would be ignored while the client believes itself protected against lost updates.
+    """
 
     def to_internal_value(self, data):
         if isinstance(data, dict):
             writable = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data) - writable - {"version"})
+            unknown = sorted(set(data) - writable)
             if unknown:
-                raise serializers.ValidationError({name: ["This field is unknown or read-only."] for name in unknown})
+                raise serializers.ValidationError({name: [_unknown_message(name)] for name in unknown})
         return super().to_internal_value(data)
+
+
+def _unknown_message(name: str) -> str:
+    if name == "version":
+        return "This endpoint does not compare versions; leave version out."
+    return "This field is unknown or read-only."
 
 
 class NoNulCharField(serializers.CharField):

@@ -16,10 +16,10 @@ def clean_or_raise(instance: models.Model, *, exclude: Iterable[str] | None = No
         field, messages = next(iter(error.message_dict.items()))
         if field == "__all__":
             field = _unique_field(error) or field
+        # The message is Django's own, without the field's name: ``field`` carries it, and whoever shows the
+        # refusal puts the two together (the API, the forms, ``create_token``), so it is never named twice.
         raise InvalidInput(
-            f"{field}: {' '.join(messages)}" if field != "__all__" else " ".join(messages),
-            rule="invalid_field",
-            field=None if field == "__all__" else field,
+            " ".join(messages), rule="invalid_field", field=None if field == "__all__" else field
         ) from error
 
 

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files, not a CDN
     "django_htmx",
     "operations",
     "projects",
@@ -145,16 +146,18 @@ REST_FRAMEWORK = {
         "config.api_auth.ReadOnlyTokenPermission",
     ],
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
+    # Strict versions of django-filter's, DRF's search and ordering: a parameter a list does not take, or a value it
+    # cannot use, is a 400 naming it rather than silently ignored.
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        "config.api.FilterBackend",
+        "config.api.SearchFilter",
+        "config.api.OrderingFilter",
     ],
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "config.api_parsers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["config.api_parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {},
@@ -185,6 +188,9 @@ SPECTACULAR_SETTINGS = {
         "KpiDirectionEnum": "operations.choices.KpiDirection",
     },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Background jobs -------------------------------------------------------------------------------------------

@@ -1,6 +1,12 @@
 from rest_framework import serializers
 
-from config.api_fields import ActiveUserField, StrictSerializerMixin, UserSummarySerializer
+from config.api_fields import (
+    ActiveUserField,
+    StrictSerializerMixin,
+    UserSummarySerializer,
+    VersionField,
+    many_at_most,
+)
 from operations.models import OperationsTeam, Service
 from projects.models import Project
 
@@ -22,6 +28,11 @@ from ..models import (
     WebhookSubscription,
 )
 from ..selectors import readiness_from_items
+
+# Bounds of the lists a request may carry (a 400 naming the field beyond them).
+MAX_TEMPLATE_ITEMS = 200
+MAX_CONDITIONS = 50
+MAX_RETURNED_ITEMS = 500
 
 # ------------------------------------------------------------------------------------------------ shared
 
@@ -99,13 +110,13 @@ class TemplateWriteSerializer(StrictSerializerMixin, serializers.Serializer):
     kind = serializers.ChoiceField(choices=TemplateKind.choices)
     name = serializers.CharField(max_length=120)
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-    items = TemplateItemWriteSerializer(many=True, allow_empty=False)
+    items = many_at_most(TemplateItemWriteSerializer, MAX_TEMPLATE_ITEMS, allow_empty=False)
 
 
 class TemplateUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
     is_active = serializers.BooleanField(required=False)
-    items = TemplateItemWriteSerializer(many=True, allow_empty=False, required=False)
+    items = many_at_most(TemplateItemWriteSerializer, MAX_TEMPLATE_ITEMS, allow_empty=False, required=False)
 
 
 # --------------------------------------------------------------------------------------------- checklist
@@ -189,30 +200,46 @@ class ItemUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     mandatory = serializers.BooleanField(required=False)
     assignee = ActiveUserField(required=False, allow_null=True)
     due_date = serializers.DateField(required=False, allow_null=True)
+    version = VersionField()
 
 
 class CompleteSerializer(StrictSerializerMixin, serializers.Serializer):
     evidence = EvidenceWriteSerializer(required=False, help_text="Needed unless the item already has evidence.")
+    version = VersionField()
 
 
 class NoteSerializer(StrictSerializerMixin, serializers.Serializer):
     note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    version = VersionField()
+
+
+class ConditionMetSerializer(StrictSerializerMixin, serializers.Serializer):
+    note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
 
 
 class EmptySerializer(StrictSerializerMixin, serializers.Serializer):
-    """An action without input: any field sent (``version`` aside) is refused rather than silently ignored."""
+    """An action without input: any field sent is refused rather than silently ignored."""
+
+
+class VersionSerializer(StrictSerializerMixin, serializers.Serializer):
+    """A move whose only input is, optionally, the version the client read."""
+
+    version = VersionField()
 
 
 class ReasonSerializer(StrictSerializerMixin, serializers.Serializer):
     reason = serializers.CharField(max_length=5000)
+    version = VersionField()
 
 
 class OptionalReasonSerializer(StrictSerializerMixin, serializers.Serializer):
     reason = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    version = VersionField()
 
 
 class JustificationSerializer(StrictSerializerMixin, serializers.Serializer):
     justification = serializers.CharField(max_length=5000)
+    version = VersionField()
 
 
 class CommentSerializer(serializers.ModelSerializer):
@@ -312,6 +339,7 @@ class HandoverUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     operations_owner = ActiveUserField(required=False)
     hypercare_ends_on = serializers.DateField(required=False, allow_null=True)
     hypercare_exit_criteria = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
+    version = VersionField()
 
 
 class ConditionWriteSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -321,8 +349,9 @@ class ConditionWriteSerializer(StrictSerializerMixin, serializers.Serializer):
 
 
 class AcceptWithConditionsSerializer(StrictSerializerMixin, serializers.Serializer):
-    conditions = ConditionWriteSerializer(many=True, allow_empty=False)
+    conditions = many_at_most(ConditionWriteSerializer, MAX_CONDITIONS, allow_empty=False)
     note = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
+    version = VersionField()
 
 
 class ReturnSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -331,14 +360,16 @@ class ReturnSerializer(StrictSerializerMixin, serializers.Serializer):
         child=serializers.IntegerField(min_value=1, max_value=2**63 - 1),  # larger ids overflow the database
         required=False,
         default=list,
-        max_length=1000,
-        help_text="Ids of checklist items to send back to the project.",
+        max_length=MAX_RETURNED_ITEMS,
+        help_text="Ids of checklist items to send back to the project (done or verified ones).",
     )
+    version = VersionField()
 
 
 class HypercareSerializer(StrictSerializerMixin, serializers.Serializer):
     ends_on = serializers.DateField()
     exit_criteria = serializers.CharField(max_length=10_000)
+    version = VersionField()
 
 
 class ActivitySerializer(serializers.ModelSerializer):
@@ -504,8 +535,8 @@ class WebhookCreatedSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
-class WebhookWriteSerializer(StrictSerializerMixin, serializers.Serializer):
-    url = serializers.URLField(max_length=500, required=False)
+class WebhookUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
+    url = serializers.URLField(max_length=500, required=False, help_text="An http or https address.")
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EventType.choices),
         required=False,
@@ -514,6 +545,10 @@ class WebhookWriteSerializer(StrictSerializerMixin, serializers.Serializer):
     )
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     is_active = serializers.BooleanField(required=False)
+
+
+class WebhookCreateSerializer(WebhookUpdateSerializer):
+    url = serializers.URLField(max_length=500, help_text="An http or https address.")
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):

@@ -1,11 +1,12 @@
 import django_filters
+from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, FloatField, Prefetch, Q
-from django.db.models.functions import Cast, NullIf
+from django.db.models.functions import Cast, Coalesce, NullIf
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -15,14 +16,20 @@ from config.api import (
     LIST_ERRORS,
     READ_ERRORS,
     WRITE_ERRORS,
+    ApiViewMixin,
+    FilterSet,
     IdFilter,
     StrictBooleanFilter,
     action_schema,
     error_responses,
     expected_version,
+    read_schema,
+    versioned_schema,
     with_etag,
 )
+from operations.models import OperationsTeam
 from operations.selectors import teams_of
+from projects.choices import Stage
 from projects.models import Project
 
 from .. import outbox, services, stalls
@@ -46,6 +53,7 @@ from .serializers import (
     CommentSerializer,
     CommentWriteSerializer,
     CompleteSerializer,
+    ConditionMetSerializer,
     ConditionSerializer,
     DecisionSerializer,
     EmptySerializer,
@@ -75,10 +83,12 @@ from .serializers import (
     TokenCreatedSerializer,
     TokenCreateSerializer,
     TokenSerializer,
+    VersionSerializer,
     WebhookCreatedSerializer,
+    WebhookCreateSerializer,
     WebhookDeliverySerializer,
     WebhookSerializer,
-    WebhookWriteSerializer,
+    WebhookUpdateSerializer,
 )
 
 User = get_user_model()
@@ -88,6 +98,11 @@ def _validated(serializer_class, request, **kwargs) -> dict:
     serializer = serializer_class(data=request.data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return dict(serializer.validated_data)
+
+
+def _version(request, data: dict) -> int | None:
+    """The version the client read, from If-Match or the body's ``version`` (taken out of ``data``)."""
+    return expected_version(request, data.pop("version", None))
 
 
 def _items_queryset():
@@ -112,6 +127,7 @@ def _items_queryset():
     ),
 )
 class TemplateViewSet(
+    ApiViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -159,18 +175,43 @@ def _visible_handovers(request):
     return handovers_visible_to(request.user) if request else Handover.objects.none()
 
 
-class HandoverFilter(django_filters.FilterSet):
+READINESS_PAIR = ("readiness_risk", "readiness_below")
+
+
+class HandoverFilterForm(forms.Form):
+    def clean(self):
+        cleaned = super().clean()
+        given = {name for name in READINESS_PAIR if self.data.get(name) not in (None, "")}
+        if len(given) == 1:
+            (missing,) = set(READINESS_PAIR) - given
+            self.add_error(
+                missing, "readiness_risk and readiness_below go together (readiness_risk=overall for all risks)."
+            )
+        return cleaned
+
+
+class HandoverFilter(FilterSet):
     status = django_filters.MultipleChoiceFilter(choices=HandoverStatus.choices)
+    stage = django_filters.MultipleChoiceFilter(
+        field_name="project__stage", choices=Stage.choices, label="The project's stage"
+    )
     project = django_filters.ModelChoiceFilter(queryset=_visible_projects)
+    team = django_filters.ModelChoiceFilter(
+        field_name="receiving_team", queryset=OperationsTeam.objects.all(), label="The receiving operations team"
+    )
     manager = IdFilter(field_name="project__manager")
     overdue = BoolFilter(method="filter_overdue", label="Target date passed and not yet accepted")
     readiness_risk = django_filters.ChoiceFilter(
         choices=[*Risk.choices, ("overall", "Overall")],
         method="filter_noop",
-        label="The risk that readiness_below applies to (default overall)",
+        label="The risk (or overall) that readiness_below looks at; the two go together",
     )
     readiness_below = django_filters.NumberFilter(
-        method="filter_readiness_below", label="Share of mandatory items verified below this value (0 to 1)"
+        method="filter_readiness_below",
+        min_value=0,
+        max_value=1,
+        label="Share (0 to 1) of the risk's mandatory items verified or waived with approval is below this; a risk "
+        "with no applicable mandatory item counts as 0 (nothing is ready). Goes with readiness_risk",
     )
     has_open_stall = BoolFilter(method="filter_has_open_stall", label="Has an open stall flag")
     target_date_before = django_filters.DateFilter(field_name="target_date", lookup_expr="lte")
@@ -179,6 +220,7 @@ class HandoverFilter(django_filters.FilterSet):
     class Meta:
         model = Handover
         fields = ["status", "project", "receiving_team", "operations_owner", "service", "manager"]
+        form = HandoverFilterForm
 
     def filter_noop(self, queryset, name, value):
         return queryset
@@ -194,9 +236,7 @@ class HandoverFilter(django_filters.FilterSet):
         return queryset.filter(overdue) if value else queryset.exclude(overdue)
 
     def filter_readiness_below(self, queryset, name, value):
-        if not 0 <= value <= 1:
-            raise serializers.ValidationError({"readiness_below": ["Give a share between 0 and 1."]})
-        risk = self.data.get("readiness_risk") or "overall"
+        risk = self.form.cleaned_data["readiness_risk"]
         scope = Q(items__mandatory=True) if risk == "overall" else Q(items__mandatory=True, items__risk=risk)
         verified = Q(items__status=ItemStatus.VERIFIED) | Q(
             items__status=ItemStatus.WAIVED, items__waiver_approved_by__isnull=False
@@ -207,7 +247,12 @@ class HandoverFilter(django_filters.FilterSet):
                 _applicable=Count("items", filter=scope & ~Q(items__status=ItemStatus.NOT_APPLICABLE)),
                 _verified=Count("items", filter=scope & verified),
             )
-            .annotate(_share=Cast(F("_verified"), FloatField()) / NullIf(Cast(F("_applicable"), FloatField()), 0.0))
+            # DOMAIN: a risk with nothing applicable is visibly not ready, so no share (0/0) counts as 0.
+            .annotate(
+                _share=Coalesce(
+                    Cast(F("_verified"), FloatField()) / NullIf(Cast(F("_applicable"), FloatField()), 0.0), 0.0
+                )
+            )
             .filter(_share__lt=value)
             .values("pk")
         )
@@ -216,17 +261,14 @@ class HandoverFilter(django_filters.FilterSet):
 
 @extend_schema_view(
     list=extend_schema(responses={200: HandoverSerializer(many=True), **error_responses(*LIST_ERRORS)}),
-    retrieve=extend_schema(responses={200: HandoverSerializer, **error_responses(*READ_ERRORS)}),
     create=extend_schema(
         request=HandoverCreateSerializer,
         responses={201: HandoverSerializer, **error_responses(400, 401, 403, 409)},
         summary="Plan a project's handover from a template",
     ),
-    partial_update=extend_schema(
-        request=HandoverUpdateSerializer, responses={200: HandoverSerializer, **error_responses(*WRITE_ERRORS)}
-    ),
 )
 class HandoverViewSet(
+    ApiViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -263,6 +305,7 @@ class HandoverViewSet(
         handover = self.get_queryset().get(pk=handover.pk)
         return with_etag(Response(HandoverSerializer(handover).data, status=status_code), handover.version)
 
+    @read_schema(HandoverSerializer, etag=True)
     def retrieve(self, request, *args, **kwargs):
         handover = self.get_object()
         return with_etag(Response(HandoverSerializer(handover).data), handover.version)
@@ -272,82 +315,89 @@ class HandoverViewSet(
         handover = services.handover_create(by=request.user, **data)
         return self._respond(handover, status.HTTP_201_CREATED)
 
+    @versioned_schema(request=HandoverUpdateSerializer, response=HandoverSerializer)
     def partial_update(self, request, *args, **kwargs):
         handover = self.get_object()
         data = _validated(HandoverUpdateSerializer, request)
-        handover = services.handover_update(
-            handover=handover, by=request.user, expected_version=expected_version(request), **data
-        )
+        version = _version(request, data)
+        handover = services.handover_update(handover=handover, by=request.user, expected_version=version, **data)
         return self._respond(handover)
 
-    def _act(self, request, service, serializer_class=None, **extra):
+    def _act(self, request, service, serializer_class):
         handover = self.get_object()
-        data = _validated(serializer_class, request) if serializer_class else {}
-        handover = service(
-            handover=handover, by=request.user, expected_version=expected_version(request), **data, **extra
-        )
-        return self._respond(handover)
+        data = _validated(serializer_class, request)
+        version = _version(request, data)
+        return self._respond(service(handover=handover, by=request.user, expected_version=version, **data))
 
-    @action_schema(request=None, response=HandoverSerializer, summary="Submit the handover to operations")
+    @action_schema(
+        request=VersionSerializer,
+        response=HandoverSerializer,
+        summary="Submit the handover to operations",
+        versioned=True,
+    )
     @action(detail=True, methods=["post"])
     def submit(self, request, pk=None):
         """The project manager submits: every mandatory item done, waived or not applicable."""
-        return self._act(request, services.handover_submit, EmptySerializer)
+        return self._act(request, services.handover_submit, VersionSerializer)
 
-    @action_schema(request=NoteSerializer, response=HandoverSerializer, summary="Accept the handover")
+    @action_schema(request=NoteSerializer, response=HandoverSerializer, summary="Accept the handover", versioned=True)
     @action(detail=True, methods=["post"])
     def accept(self, request, pk=None):
         """The operations owner accepts: every mandatory item verified, waived with approval or not applicable."""
         return self._act(request, services.handover_accept, NoteSerializer)
 
     @action_schema(
-        request=AcceptWithConditionsSerializer, response=HandoverSerializer, summary="Accept with conditions"
+        request=AcceptWithConditionsSerializer,
+        response=HandoverSerializer,
+        summary="Accept with conditions",
+        versioned=True,
     )
     @action(detail=True, methods=["post"], url_path="accept-with-conditions")
     def accept_with_conditions(self, request, pk=None):
         """Accept, attaching follow-on conditions (text, owner, due date) that survive the project's closure."""
         return self._act(request, services.handover_accept_with_conditions, AcceptWithConditionsSerializer)
 
-    @action_schema(request=ReturnSerializer, response=HandoverSerializer, summary="Return the handover")
+    @action_schema(request=ReturnSerializer, response=HandoverSerializer, summary="Return the handover", versioned=True)
     @action(detail=True, methods=["post"], url_path="return")
     def return_(self, request, pk=None):
         """Return the handover to the project with a reason, sending the listed items back."""
         return self._act(request, services.handover_return, ReturnSerializer)
 
-    @action_schema(request=HypercareSerializer, response=HandoverSerializer, summary="Start hypercare")
+    @action_schema(request=HypercareSerializer, response=HandoverSerializer, summary="Start hypercare", versioned=True)
     @action(detail=True, methods=["post"], url_path="start-hypercare")
     def start_hypercare(self, request, pk=None):
         """Open the early-life-support window after acceptance."""
         return self._act(request, services.handover_start_hypercare, HypercareSerializer)
 
-    @action_schema(request=NoteSerializer, response=HandoverSerializer, summary="Complete the handover")
+    @action_schema(request=NoteSerializer, response=HandoverSerializer, summary="Complete the handover", versioned=True)
     @action(detail=True, methods=["post"])
     def complete(self, request, pk=None):
         """End hypercare."""
         return self._act(request, services.handover_complete, NoteSerializer)
 
-    @action_schema(request=ReasonSerializer, response=HandoverSerializer, summary="Cancel the handover")
+    @action_schema(request=ReasonSerializer, response=HandoverSerializer, summary="Cancel the handover", versioned=True)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Withdraw the handover before acceptance, with a reason."""
         return self._act(request, services.handover_cancel, ReasonSerializer)
 
-    @extend_schema(methods=["GET"], responses={200: ItemSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(methods=["GET"], responses={200: ItemSerializer(many=True), **error_responses(*LIST_ERRORS)})
     @extend_schema(
         methods=["POST"],
         request=ItemCreateSerializer,
         responses={201: ItemSerializer, **error_responses(400, 401, 403, 404, 409)},
     )
-    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
     def items(self, request, pk=None):
         """The checklist, in order; the manager or the operations owner may add an item."""
         handover = self.get_object()
         if request.method == "POST":
             item = services.item_add(handover=handover, by=request.user, **_validated(ItemCreateSerializer, request))
             return Response(ItemSerializer(_items_queryset().get(pk=item.pk)).data, status=status.HTTP_201_CREATED)
-        return Response(ItemSerializer(_items_queryset().filter(handover=handover), many=True).data)
+        page = self.paginate_queryset(_items_queryset().filter(handover=handover).order_by("position", "id"))
+        return self.get_paginated_response(ItemSerializer(page, many=True).data)
 
-    @extend_schema(responses={200: ActivitySerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(responses={200: ActivitySerializer(many=True), **error_responses(*LIST_ERRORS)})
     @action(detail=True, methods=["get"], filter_backends=[])
     def activity(self, request, pk=None):
         """Every recorded change, newest first: who, what, when, from which state."""
@@ -355,17 +405,20 @@ class HandoverViewSet(
         page = self.paginate_queryset(handover.activity.select_related("actor").order_by("-created_at", "-id"))
         return self.get_paginated_response(ActivitySerializer(page, many=True).data)
 
-    @extend_schema(responses={200: DecisionSerializer(many=True), **error_responses(*READ_ERRORS)})
-    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    @extend_schema(responses={200: DecisionSerializer(many=True), **error_responses(*LIST_ERRORS)})
+    @action(detail=True, methods=["get"], filter_backends=[])
     def decisions(self, request, pk=None):
         """Operations' decisions, oldest first, each with the checklist frozen as it stood."""
         handover = self.get_object()
-        decisions = handover.decisions.select_related("decided_by").prefetch_related(
-            Prefetch("conditions", queryset=Condition.objects.select_related("owner", "met_by"))
+        decisions = (
+            handover.decisions.select_related("decided_by")
+            .prefetch_related(Prefetch("conditions", queryset=Condition.objects.select_related("owner", "met_by")))
+            .order_by("decided_at", "id")
         )
-        return Response(DecisionSerializer(decisions, many=True).data)
+        page = self.paginate_queryset(decisions)
+        return self.get_paginated_response(DecisionSerializer(page, many=True).data)
 
-    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True), **error_responses(*LIST_ERRORS)})
     @extend_schema(
         methods=["POST"],
         request=CommentWriteSerializer,
@@ -380,21 +433,22 @@ class HandoverViewSet(
                 handover=handover, by=request.user, **_validated(CommentWriteSerializer, request)
             )
             return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
-        page = self.paginate_queryset(handover.comments.select_related("author"))
+        page = self.paginate_queryset(handover.comments.select_related("author").order_by("created_at", "id"))
         return self.get_paginated_response(CommentSerializer(page, many=True).data)
 
-    @extend_schema(responses={200: ConditionSerializer(many=True), **error_responses(*READ_ERRORS)})
-    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
+    @extend_schema(responses={200: ConditionSerializer(many=True), **error_responses(*LIST_ERRORS)})
+    @action(detail=True, methods=["get"], filter_backends=[])
     def conditions(self, request, pk=None):
-        """Conditions attached when the handover was accepted with conditions."""
+        """Conditions attached when the handover was accepted with conditions, by due date."""
         handover = self.get_object()
-        return Response(ConditionSerializer(handover.conditions.select_related("owner", "met_by"), many=True).data)
+        page = self.paginate_queryset(handover.conditions.select_related("owner", "met_by").order_by("due_date", "id"))
+        return self.get_paginated_response(ConditionSerializer(page, many=True).data)
 
 
 # ------------------------------------------------------------------------------------------------- items
 
 
-class ItemFilter(django_filters.FilterSet):
+class ItemFilter(FilterSet):
     handover = django_filters.ModelChoiceFilter(queryset=_visible_handovers)
     status = django_filters.MultipleChoiceFilter(choices=ItemStatus.choices)
     risk = django_filters.ChoiceFilter(choices=Risk.choices)
@@ -405,14 +459,10 @@ class ItemFilter(django_filters.FilterSet):
         fields = ["handover", "status", "risk", "side", "assignee", "mandatory"]
 
 
-@extend_schema_view(
-    list=extend_schema(responses={200: ItemSerializer(many=True), **error_responses(*LIST_ERRORS)}),
-    retrieve=extend_schema(responses={200: ItemSerializer, **error_responses(*READ_ERRORS)}),
-    partial_update=extend_schema(
-        request=ItemUpdateSerializer, responses={200: ItemSerializer, **error_responses(*WRITE_ERRORS)}
-    ),
-)
-class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+@extend_schema_view(list=extend_schema(responses={200: ItemSerializer(many=True), **error_responses(*LIST_ERRORS)}))
+class ItemViewSet(
+    ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+):
     """Checklist items across the handovers you can see, and every move of an item as an action."""
 
     serializer_class = ItemSerializer
@@ -429,82 +479,87 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
         item = _items_queryset().get(pk=item.pk)
         return with_etag(Response(ItemSerializer(item).data), item.version)
 
+    @read_schema(ItemSerializer, etag=True)
     def retrieve(self, request, *args, **kwargs):
         item = self.get_object()
         return with_etag(Response(ItemSerializer(item).data), item.version)
 
+    @versioned_schema(request=ItemUpdateSerializer, response=ItemSerializer)
     def partial_update(self, request, *args, **kwargs):
         item = self.get_object()
         data = _validated(ItemUpdateSerializer, request)
-        return self._respond(
-            services.item_update(item=item, by=request.user, expected_version=expected_version(request), **data)
-        )
+        version = _version(request, data)
+        return self._respond(services.item_update(item=item, by=request.user, expected_version=version, **data))
 
-    def _act(self, request, service, serializer_class=None, **extra):
+    def _act(self, request, service, serializer_class):
         item = self.get_object()
-        data = _validated(serializer_class, request) if serializer_class else {}
-        return self._respond(
-            service(item=item, by=request.user, expected_version=expected_version(request), **data, **extra)
-        )
+        data = _validated(serializer_class, request)
+        version = _version(request, data)
+        return self._respond(service(item=item, by=request.user, expected_version=version, **data))
 
-    @action_schema(request=CompleteSerializer, response=ItemSerializer, summary="Mark the item done")
+    @action_schema(request=CompleteSerializer, response=ItemSerializer, summary="Mark the item done", versioned=True)
     @action(detail=True, methods=["post"])
     def complete(self, request, pk=None):
         """The responsible side marks the item done, with evidence (a link or a note) unless it has some."""
-        evidence = _validated(CompleteSerializer, request).get("evidence") or {}
-        item = self.get_object()
+        data = _validated(CompleteSerializer, request)
+        version = _version(request, data)
+        evidence = data.get("evidence") or {}
         item = services.item_complete(
-            item=item,
+            item=self.get_object(),
             by=request.user,
             evidence_url=evidence.get("url", ""),
             evidence_text=evidence.get("text", ""),
-            expected_version=expected_version(request),
+            expected_version=version,
         )
         return self._respond(item)
 
-    @action_schema(request=NoteSerializer, response=ItemSerializer, summary="Verify the item")
+    @action_schema(request=NoteSerializer, response=ItemSerializer, summary="Verify the item", versioned=True)
     @action(detail=True, methods=["post"])
     def verify(self, request, pk=None):
         """Operations confirms a done item; nobody verifies their own work."""
         return self._act(request, services.item_verify, NoteSerializer)
 
-    @action_schema(request=ReasonSerializer, response=ItemSerializer, summary="Send the item back")
+    @action_schema(request=ReasonSerializer, response=ItemSerializer, summary="Send the item back", versioned=True)
     @action(detail=True, methods=["post"], url_path="send-back")
     def send_back(self, request, pk=None):
         """Operations sends a done item back to open, saying what is missing."""
         return self._act(request, services.item_send_back, ReasonSerializer)
 
-    @action_schema(request=JustificationSerializer, response=ItemSerializer, summary="Waive the item")
+    @action_schema(request=JustificationSerializer, response=ItemSerializer, summary="Waive the item", versioned=True)
     @action(detail=True, methods=["post"])
     def waive(self, request, pk=None):
         """Waive with a justification: approved at once by the operations owner, pending when the manager asks."""
         return self._act(request, services.item_waive, JustificationSerializer)
 
-    @action_schema(request=None, response=ItemSerializer, summary="Approve a pending waiver")
+    @action_schema(
+        request=VersionSerializer, response=ItemSerializer, summary="Approve a pending waiver", versioned=True
+    )
     @action(detail=True, methods=["post"], url_path="approve-waiver")
     def approve_waiver(self, request, pk=None):
         """The operations owner approves a waiver the project side asked for."""
-        return self._act(request, services.item_approve_waiver, EmptySerializer)
+        return self._act(request, services.item_approve_waiver, VersionSerializer)
 
-    @action_schema(request=ReasonSerializer, response=ItemSerializer, summary="Mark the item not applicable")
+    @action_schema(
+        request=ReasonSerializer, response=ItemSerializer, summary="Mark the item not applicable", versioned=True
+    )
     @action(detail=True, methods=["post"], url_path="not-applicable")
     def not_applicable(self, request, pk=None):
         """Declare the item does not apply, with a reason; readiness shows it apart."""
         return self._act(request, services.item_mark_not_applicable, ReasonSerializer)
 
-    @action_schema(request=OptionalReasonSerializer, response=ItemSerializer, summary="Reopen the item")
+    @action_schema(request=OptionalReasonSerializer, response=ItemSerializer, summary="Reopen the item", versioned=True)
     @action(detail=True, methods=["post"])
     def reopen(self, request, pk=None):
         """Put the item back to open."""
         return self._act(request, services.item_reopen, OptionalReasonSerializer)
 
-    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(methods=["GET"], responses={200: CommentSerializer(many=True), **error_responses(*LIST_ERRORS)})
     @extend_schema(
         methods=["POST"],
         request=CommentWriteSerializer,
         responses={201: CommentSerializer, **error_responses(400, 401, 403, 404)},
     )
-    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
     def comments(self, request, pk=None):
         """Comments on the item, oldest first."""
         item = self.get_object()
@@ -513,28 +568,30 @@ class ItemViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Updat
                 handover=item.handover, item=item, by=request.user, **_validated(CommentWriteSerializer, request)
             )
             return Response(CommentSerializer(comment).data, status=status.HTTP_201_CREATED)
-        return Response(CommentSerializer(item.comments.select_related("author"), many=True).data)
+        page = self.paginate_queryset(item.comments.select_related("author").order_by("created_at", "id"))
+        return self.get_paginated_response(CommentSerializer(page, many=True).data)
 
-    @extend_schema(methods=["GET"], responses={200: EvidenceSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(methods=["GET"], responses={200: EvidenceSerializer(many=True), **error_responses(*LIST_ERRORS)})
     @extend_schema(
         methods=["POST"],
         request=EvidenceWriteSerializer,
         responses={201: EvidenceSerializer, **error_responses(400, 401, 403, 404, 409)},
     )
-    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
     def evidence(self, request, pk=None):
-        """Evidence on the item; those who work or verify it may add a link or a note."""
+        """Evidence on the item, oldest first; those who work or verify it may add a link or a note."""
         item = self.get_object()
         if request.method == "POST":
             evidence = services.evidence_add(item=item, by=request.user, **_validated(EvidenceWriteSerializer, request))
             return Response(EvidenceSerializer(evidence).data, status=status.HTTP_201_CREATED)
-        return Response(EvidenceSerializer(item.evidence.select_related("added_by"), many=True).data)
+        page = self.paginate_queryset(item.evidence.select_related("added_by").order_by("added_at", "id"))
+        return self.get_paginated_response(EvidenceSerializer(page, many=True).data)
 
 
 # -------------------------------------------------------------------------------------------- conditions
 
 
-class ConditionFilter(django_filters.FilterSet):
+class ConditionFilter(FilterSet):
     handover = django_filters.ModelChoiceFilter(queryset=_visible_handovers)
 
     class Meta:
@@ -546,12 +603,13 @@ class ConditionFilter(django_filters.FilterSet):
     list=extend_schema(responses={200: ConditionSerializer(many=True), **error_responses(*LIST_ERRORS)}),
     retrieve=extend_schema(responses={200: ConditionSerializer, **error_responses(*READ_ERRORS)}),
 )
-class ConditionViewSet(viewsets.ReadOnlyModelViewSet):
+class ConditionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     """Conditions of conditional acceptances: the operations side's follow-on actions."""
 
     serializer_class = ConditionSerializer
     filterset_class = ConditionFilter
-    ordering_fields = ["due_date"]
+    search_fields = ["text", "handover__project__code", "handover__project__name"]
+    ordering_fields = ["due_date", "status", "met_at"]
     ordering = ["due_date", "id"]
 
     def get_queryset(self):
@@ -559,12 +617,12 @@ class ConditionViewSet(viewsets.ReadOnlyModelViewSet):
             handover__in=handovers_visible_to(self.request.user).values("pk")
         )
 
-    @action_schema(request=NoteSerializer, response=ConditionSerializer, summary="Mark the condition met")
+    @action_schema(request=ConditionMetSerializer, response=ConditionSerializer, summary="Mark the condition met")
     @action(detail=True, methods=["post"])
     def met(self, request, pk=None):
         """The condition's owner or the operations owner records that it is met."""
         condition = services.condition_mark_met(
-            condition=self.get_object(), by=request.user, **_validated(NoteSerializer, request)
+            condition=self.get_object(), by=request.user, **_validated(ConditionMetSerializer, request)
         )
         return Response(ConditionSerializer(condition).data)
 
@@ -581,6 +639,7 @@ class ConditionViewSet(viewsets.ReadOnlyModelViewSet):
     destroy=extend_schema(responses={204: None, **error_responses(401, 403, 404, 409)}),
 )
 class TokenViewSet(
+    ApiViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -592,6 +651,8 @@ class TokenViewSet(
 
     serializer_class = TokenSerializer
     filterset_fields = ["read_only"]
+    search_fields = ["name", "prefix"]
+    ordering_fields = ["name", "created_at", "last_used_at", "expires_at"]
     ordering = ["-created_at", "-id"]
 
     def get_queryset(self):
@@ -613,7 +674,7 @@ class TokenViewSet(
 # ---------------------------------------------------------------------------------------------------- me
 
 
-class MeView(APIView):
+class MeView(ApiViewMixin, APIView):
     """Who you are, the teams you belong to, and what you manage or own."""
 
     @extend_schema(responses={200: MeSerializer, **error_responses(401, 403)})
@@ -640,7 +701,7 @@ class MeView(APIView):
 # -------------------------------------------------------------------------------------------- stall flags
 
 
-class StallFlagFilter(django_filters.FilterSet):
+class StallFlagFilter(FilterSet):
     handover = django_filters.ModelChoiceFilter(queryset=_visible_handovers)
     open = BoolFilter(field_name="resolved_at", lookup_expr="isnull", label="Still open")
     rule = django_filters.ChoiceFilter(choices=StallRule.choices)
@@ -655,12 +716,13 @@ class StallFlagFilter(django_filters.FilterSet):
     list=extend_schema(responses={200: StallFlagSerializer(many=True), **error_responses(*LIST_ERRORS)}),
     retrieve=extend_schema(responses={200: StallFlagSerializer, **error_responses(*READ_ERRORS)}),
 )
-class StallFlagViewSet(viewsets.ReadOnlyModelViewSet):
+class StallFlagViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     """Stall flags on the handovers you can see: one per episode of a rule being true."""
 
     serializer_class = StallFlagSerializer
     filterset_class = StallFlagFilter
-    ordering_fields = ["opened_at", "resolved_at"]
+    search_fields = ["handover__project__code", "handover__project__name", "acknowledge_note", "snooze_reason"]
+    ordering_fields = ["opened_at", "resolved_at", "rule"]
     ordering = ["-opened_at", "-id"]
 
     def get_queryset(self):
@@ -688,7 +750,7 @@ class StallFlagViewSet(viewsets.ReadOnlyModelViewSet):
 # ---------------------------------------------------------------------------------------- notifications
 
 
-class NotificationFilter(django_filters.FilterSet):
+class NotificationFilter(FilterSet):
     unread = BoolFilter(field_name="read_at", lookup_expr="isnull", label="Not yet read")
 
     class Meta:
@@ -700,11 +762,13 @@ class NotificationFilter(django_filters.FilterSet):
     list=extend_schema(responses={200: NotificationSerializer(many=True), **error_responses(*LIST_ERRORS)}),
     retrieve=extend_schema(responses={200: NotificationSerializer, **error_responses(*READ_ERRORS)}),
 )
-class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
+class NotificationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     """Your in-app inbox: stall flags on handovers you own, manage or lead, newest first."""
 
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
+    search_fields = ["subject", "body"]
+    ordering_fields = ["created_at", "read_at"]
     ordering = ["-created_at", "-id"]
 
     def get_queryset(self):
@@ -712,10 +776,10 @@ class NotificationViewSet(viewsets.ReadOnlyModelViewSet):
             return Notification.objects.none()
         return Notification.objects.filter(recipient=self.request.user, channel=Channel.IN_APP).select_related("flag")
 
-    @extend_schema(request=None, responses={200: NotificationSerializer, **error_responses(401, 403, 404)})
+    @extend_schema(request=None, responses={200: NotificationSerializer, **error_responses(400, 401, 403, 404)})
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
-        """Mark one notification read."""
+        """Mark one notification read (again: it stays read). It takes no body; one with fields is refused."""
         notification = self.get_object()
         _validated(EmptySerializer, request)
         outbox.notifications_mark_read(user=request.user, ids=[notification.pk])
@@ -743,14 +807,15 @@ class AdminOnly(BasePermission):
     list=extend_schema(responses={200: WebhookSerializer(many=True), **error_responses(*LIST_ERRORS)}),
     retrieve=extend_schema(responses={200: WebhookSerializer, **error_responses(*READ_ERRORS)}),
     create=extend_schema(
-        request=WebhookWriteSerializer, responses={201: WebhookCreatedSerializer, **error_responses(400, 401, 403)}
+        request=WebhookCreateSerializer, responses={201: WebhookCreatedSerializer, **error_responses(400, 401, 403)}
     ),
     partial_update=extend_schema(
-        request=WebhookWriteSerializer, responses={200: WebhookSerializer, **error_responses(400, 401, 403, 404)}
+        request=WebhookUpdateSerializer, responses={200: WebhookSerializer, **error_responses(400, 401, 403, 404)}
     ),
     destroy=extend_schema(responses={204: None, **error_responses(401, 403, 404)}),
 )
 class WebhookViewSet(
+    ApiViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -764,17 +829,17 @@ class WebhookViewSet(
     permission_classes = [*viewsets.GenericViewSet.permission_classes, AdminOnly]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
     queryset = WebhookSubscription.objects.all()
+    search_fields = ["url", "description"]
+    ordering_fields = ["url", "created_at"]
     ordering = ["-created_at", "-id"]
 
     def create(self, request, *args, **kwargs):
-        data = _validated(WebhookWriteSerializer, request)
-        if "url" not in data:
-            raise serializers.ValidationError({"url": ["This field is required."]})
+        data = _validated(WebhookCreateSerializer, request)
         subscription = outbox.webhook_create(by=request.user, **data)
         return Response(WebhookCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, *args, **kwargs):
-        data = _validated(WebhookWriteSerializer, request)
+        data = _validated(WebhookUpdateSerializer, request)
         subscription = outbox.webhook_update(subscription=self.get_object(), by=request.user, **data)
         return Response(WebhookSerializer(subscription).data)
 
@@ -782,7 +847,7 @@ class WebhookViewSet(
         outbox.webhook_delete(subscription=self.get_object(), by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={200: WebhookDeliverySerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(responses={200: WebhookDeliverySerializer(many=True), **error_responses(*LIST_ERRORS)})
     @action(detail=True, methods=["get"], filter_backends=[])
     def deliveries(self, request, pk=None):
         """The delivery log, newest first: status, attempts and the receiver's response code."""

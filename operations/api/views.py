@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
-from config.api import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, error_responses
+from config.api import LIST_ERRORS, READ_ERRORS, WRITE_ERRORS, ApiViewMixin, error_responses
 
 from .. import services
 from ..models import Kpi, KpiReading, OperationsTeam, Service
@@ -36,6 +36,7 @@ User = OperationsTeam._meta.get_field("lead").related_model
     ),
 )
 class TeamViewSet(
+    ApiViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -91,6 +92,7 @@ def _kpis_with_latest():
     ),
 )
 class ServiceViewSet(
+    ApiViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -116,21 +118,22 @@ class ServiceViewSet(
         service = services.service_update(service=self.get_object(), by=request.user, **data)
         return Response(ServiceSerializer(service).data)
 
-    @extend_schema(methods=["GET"], responses={200: KpiSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(methods=["GET"], responses={200: KpiSerializer(many=True), **error_responses(*LIST_ERRORS)})
     @extend_schema(
         methods=["POST"],
         request=KpiWriteSerializer,
         responses={201: KpiSerializer, **error_responses(400, 401, 403, 404)},
     )
-    @action(detail=True, methods=["get", "post"], pagination_class=None, filter_backends=[])
+    @action(detail=True, methods=["get", "post"], filter_backends=[])
     def kpis(self, request, pk=None):
-        """The service's KPIs; its team's lead (or an administrator) defines new ones."""
+        """The service's KPIs by name; its team's lead (or an administrator) defines new ones."""
         service = self.get_object()
         if request.method == "POST":
             data = _validated(KpiWriteSerializer, request.data)
             kpi = services.kpi_create(service=service, by=request.user, **data)
             return Response(KpiSerializer(_kpis_with_latest().get(pk=kpi.pk)).data, status=status.HTTP_201_CREATED)
-        return Response(KpiSerializer(_kpis_with_latest().filter(service=service), many=True).data)
+        page = self.paginate_queryset(_kpis_with_latest().filter(service=service).order_by("name", "id"))
+        return self.get_paginated_response(KpiSerializer(page, many=True).data)
 
 
 @extend_schema_view(
@@ -140,7 +143,9 @@ class ServiceViewSet(
         request=KpiWriteSerializer, responses={200: KpiSerializer, **error_responses(*WRITE_ERRORS)}
     ),
 )
-class KpiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet):
+class KpiViewSet(
+    ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+):
     """KPIs of services, with their latest reading; readings are posted to ``kpis/{id}/readings/``."""
 
     serializer_class = KpiSerializer
@@ -157,7 +162,7 @@ class KpiViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Update
         kpi = services.kpi_update(kpi=self.get_object(), by=request.user, **data)
         return Response(KpiSerializer(_kpis_with_latest().get(pk=kpi.pk)).data)
 
-    @extend_schema(methods=["GET"], responses={200: KpiReadingSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(methods=["GET"], responses={200: KpiReadingSerializer(many=True), **error_responses(*LIST_ERRORS)})
     @extend_schema(
         methods=["POST"],
         request=KpiReadingWriteSerializer,

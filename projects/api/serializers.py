@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from config.api_fields import ActiveUserField, StrictSerializerMixin, UserSummarySerializer
+from config.api_fields import ActiveUserField, StrictSerializerMixin, UserSummarySerializer, VersionField
 from operations.models import OperationsTeam
 
 from ..choices import Stage
@@ -45,6 +45,15 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectWriteSerializer(StrictSerializerMixin, serializers.ModelSerializer):
+    # The model's rule (projects.models.project_code_validator), as the client may send it: in any case, since the
+    # service stores it in capitals. Here it also reaches the schema as a pattern.
+    code = serializers.RegexField(
+        r"^[A-Za-z0-9][A-Za-z0-9-]{1,29}\Z",
+        max_length=30,
+        help_text="2 to 30 letters, digits or hyphens, not starting with a hyphen; stored in capitals (crm-2026 is "
+        "CRM-2026). Unique across all projects.",
+        error_messages={"invalid": "Use 2 to 30 letters, digits or hyphens, for example CRM-2026."},
+    )
     manager = ActiveUserField(required=False, allow_null=True)
     members = ActiveUserField(many=True, required=False)
     receiving_team = serializers.PrimaryKeyRelatedField(
@@ -67,12 +76,20 @@ class ProjectWriteSerializer(StrictSerializerMixin, serializers.ModelSerializer)
         ]
         # Uniqueness of the code is reported by the service, naming the field. TextFields have no length of their
         # own: bound them so that a client cannot store megabytes.
-        extra_kwargs = {"code": {"validators": []}, "description": {"max_length": 10_000}}
+        extra_kwargs = {"description": {"max_length": 10_000}}
+
+
+class ProjectUpdateSerializer(ProjectWriteSerializer):
+    version = VersionField()
+
+    class Meta(ProjectWriteSerializer.Meta):
+        fields = [*ProjectWriteSerializer.Meta.fields, "version"]
 
 
 class TransitionSerializer(StrictSerializerMixin, serializers.Serializer):
     to = serializers.ChoiceField(choices=Stage.choices)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")
+    version = VersionField()
 
 
 class ProjectEventSerializer(serializers.ModelSerializer):

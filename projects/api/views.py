@@ -10,19 +10,28 @@ from rest_framework.response import Response
 
 from config.api import (
     LIST_ERRORS,
-    READ_ERRORS,
-    WRITE_ERRORS,
+    ApiViewMixin,
+    FilterSet,
     StrictBooleanFilter,
     action_schema,
     error_responses,
     expected_version,
+    read_schema,
+    versioned_schema,
     with_etag,
 )
+from operations.models import OperationsTeam
 
 from .. import services
 from ..choices import FINAL_STAGES, Stage
 from ..models import Project
-from .serializers import ProjectEventSerializer, ProjectSerializer, ProjectWriteSerializer, TransitionSerializer
+from .serializers import (
+    ProjectEventSerializer,
+    ProjectSerializer,
+    ProjectUpdateSerializer,
+    ProjectWriteSerializer,
+    TransitionSerializer,
+)
 
 User = Project._meta.get_field("manager").related_model
 
@@ -32,8 +41,11 @@ class OverdueFilter(StrictBooleanFilter):
     pass
 
 
-class ProjectFilter(django_filters.FilterSet):
+class ProjectFilter(FilterSet):
     stage = django_filters.MultipleChoiceFilter(choices=Stage.choices)
+    team = django_filters.ModelChoiceFilter(
+        field_name="receiving_team", queryset=OperationsTeam.objects.all(), label="The receiving operations team"
+    )
     overdue = OverdueFilter(method="filter_overdue", label="Planned handover date passed, not closed or cancelled")
     planned_handover_before = django_filters.DateFilter(field_name="planned_handover", lookup_expr="lte")
     planned_handover_after = django_filters.DateFilter(field_name="planned_handover", lookup_expr="gte")
@@ -49,15 +61,12 @@ class ProjectFilter(django_filters.FilterSet):
 
 @extend_schema_view(
     list=extend_schema(responses={200: ProjectSerializer(many=True), **error_responses(*LIST_ERRORS)}),
-    retrieve=extend_schema(responses={200: ProjectSerializer, **error_responses(*READ_ERRORS)}),
     create=extend_schema(
         request=ProjectWriteSerializer, responses={201: ProjectSerializer, **error_responses(400, 401, 403)}
     ),
-    partial_update=extend_schema(
-        request=ProjectWriteSerializer, responses={200: ProjectSerializer, **error_responses(*WRITE_ERRORS)}
-    ),
 )
 class ProjectViewSet(
+    ApiViewMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.CreateModelMixin,
@@ -84,6 +93,7 @@ class ProjectViewSet(
         project = self.get_queryset().get(pk=project.pk)
         return with_etag(Response(ProjectSerializer(project).data, status=status_code), project.version)
 
+    @read_schema(ProjectSerializer, etag=True)
     def retrieve(self, request, *args, **kwargs):
         project = self.get_object()
         return with_etag(Response(ProjectSerializer(project).data), project.version)
@@ -95,31 +105,35 @@ class ProjectViewSet(
         project = services.project_create(by=request.user, **data)
         return self._respond(project, status.HTTP_201_CREATED)
 
+    @versioned_schema(request=ProjectUpdateSerializer, response=ProjectSerializer)
     @transaction.atomic
     def partial_update(self, request, *args, **kwargs):
         project = self.get_object()
-        serializer = ProjectWriteSerializer(data=request.data, partial=True)
+        serializer = ProjectUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         members = data.pop("members", None)
-        project = services.project_update(
-            project=project, by=request.user, expected_version=expected_version(request), **data
-        )
+        version = expected_version(request, data.pop("version", None))
+        project = services.project_update(project=project, by=request.user, expected_version=version, **data)
         if members is not None:
             services.project_set_members(project=project, by=request.user, members=members)
         return self._respond(project)
 
-    @action_schema(request=TransitionSerializer, response=ProjectSerializer, summary="Move the project's stage")
+    @action_schema(
+        request=TransitionSerializer, response=ProjectSerializer, summary="Move the project's stage", versioned=True
+    )
     @action(detail=True, methods=["post"])
     def transition(self, request, pk=None):
         """Move the project one stage forward, one back (with a reason) or to cancelled (with a reason)."""
         project = self.get_object()
         serializer = TransitionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        project = services.project_transition(project=project, by=request.user, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        version = expected_version(request, data.pop("version", None))
+        project = services.project_transition(project=project, by=request.user, expected_version=version, **data)
         return self._respond(project)
 
-    @extend_schema(responses={200: ProjectEventSerializer(many=True), **error_responses(*READ_ERRORS)})
+    @extend_schema(responses={200: ProjectEventSerializer(many=True), **error_responses(*LIST_ERRORS)})
     @action(detail=True, methods=["get"], filter_backends=[])
     def history(self, request, pk=None):
         """Every recorded change of the project, oldest first: stage moves with from, to, who, when and why."""

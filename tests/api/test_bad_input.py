@@ -10,11 +10,14 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
 from handover.choices import HandoverStatus, ItemStatus, Risk, Side
@@ -52,9 +55,11 @@ User = get_user_model()
 
 CASE = {case.name: case for case in CASES}
 WRITES = [case for case in CASES if case.method in ("post", "patch") and "(" not in case.name]
-# Endpoints that take the version the client read (If-Match, or ``version`` in the body).
+# Endpoints that take the version the client read (If-Match, or ``version`` in the body); every other write
+# refuses both (see test_writes_without_versions_refuse_if_match_and_version).
 VERSIONED = [
     "projects partial_update",
+    "projects transition",
     "handovers partial_update",
     "handovers submit",
     "handovers accept",
@@ -219,6 +224,8 @@ SPECIFIC = [
     Bad("projects create", "members not a list", {"members": "alice"}, "members"),
     Bad("projects create", "members unknown", {"members": [UNKNOWN_ID]}, "members"),
     Bad("projects create", "members with null", {"members": [None]}, "members"),
+    Bad("projects create", "members more than 500", {"members": list(range(1, 502))}, "members"),
+    Bad("projects create", "members a string of digits", {"members": ["1e3"]}, "members"),
     Bad("projects create", "receiving_team unknown", {"receiving_team": UNKNOWN_ID}, "receiving_team"),
     Bad("projects create", "receiving_team a list", {"receiving_team": [1]}, "receiving_team"),
     Bad("projects create", "planned_start no such day", {"planned_start": "2026-02-30"}, "planned_start"),
@@ -245,6 +252,7 @@ SPECIFIC = [
     Bad("teams create", "name blank", {"name": ""}, "name"),
     Bad("teams create", "lead unknown", {"lead": UNKNOWN_ID}, "lead"),
     Bad("teams create", "members with a boolean", {"members": [True]}, "members"),
+    Bad("teams create", "members more than 500", {"members": list(range(1, 502))}, "members"),
     Bad("teams create", "threshold negative", {"idle_days": -1}, "idle_days"),
     Bad("teams create", "threshold not a number", {"idle_days": "often"}, "idle_days"),
     Bad("teams create", "threshold beyond any integer", {"escalation_days": HUGE_ID}, "escalation_days"),
@@ -281,6 +289,12 @@ SPECIFIC = [
     # templates
     Bad("templates create", "kind unknown", {"kind": "bakery"}, "kind"),
     Bad("templates create", "items empty", {"items": []}, "items"),
+    Bad(
+        "templates create",
+        "items more than 200",
+        {"items": [{"key": f"k{n}", "title": "T", "risk": "failure"} for n in range(201)]},
+        "items",
+    ),
     Bad("templates create", "items not a list", {"items": "runbook"}, "items"),
     Bad("templates create", "item key not a slug", _template_item(key="run book!"), "items[0].key"),
     Bad("templates create", "item risk unknown", _template_item(risk="meteor"), "items[0].risk"),
@@ -328,6 +342,12 @@ SPECIFIC = [
         "operations_owner",
     ),
     Bad("handovers accept-with-conditions", "conditions empty", {"conditions": []}, "conditions"),
+    Bad(
+        "handovers accept-with-conditions",
+        "conditions more than 50",
+        lambda w: {"conditions": _condition()(w)["conditions"] * 51},
+        "conditions",
+    ),
     Bad("handovers accept-with-conditions", "conditions not a list", {"conditions": "tune"}, "conditions"),
     Bad("handovers accept-with-conditions", "condition text NUL", _condition(text="a\x00b"), "conditions[0].text"),
     Bad(
@@ -361,6 +381,7 @@ SPECIFIC = [
     Bad("handovers return", "item not an id", {"items": ["first"]}, "items[0]"),
     Bad("handovers return", "item beyond any id", {"items": [HUGE_ID]}, "items[0]"),
     Bad("handovers return", "item not on this checklist", {"items": [UNKNOWN_ID]}, "items"),
+    Bad("handovers return", "items more than 500", {"items": list(range(1, 502))}, "items"),
     Bad("handovers start-hypercare", "ends_on not a date", {"ends_on": "later"}, "ends_on"),
     Bad("handovers start-hypercare", "ends_on in the past", {"ends_on": "2020-01-01"}, "ends_on"),
     Bad("handovers start-hypercare", "exit_criteria missing", {"exit_criteria": MISSING}, "exit_criteria"),
@@ -544,7 +565,66 @@ def test_malformed_body_is_400_and_writes_nothing(case: Case, raw: str, field):
     assert snapshot() == rows
 
 
-BAD_IF_MATCH = ['"seven"', 'W/"7a"', '"-1"', '"\xb2"', '"7.0"', "7 8"]
+# Hostile bodies that once ended in a 500: a document nested far beyond anything the API takes (RecursionError in
+# the decoder), and lone surrogate escapes, which decode into text that cannot be written as UTF-8 again (the 400
+# that echoed them failed to render).
+HOSTILE = [
+    pytest.param("[" * 100_000, id="array-nested-100000-deep"),
+    pytest.param('{"name":' * 50_000, id="object-nested-50000-deep"),
+    pytest.param('{"name": ' + "[" * 40 + "]" * 40 + "}", id="nested-deeper-than-32"),
+    pytest.param('{"name": "\\ud800"}', id="lone-surrogate-in-a-value"),
+    pytest.param('{"\\udfff": 1}', id="lone-surrogate-in-a-key"),
+    pytest.param('{"to": "\\ud800"}', id="lone-surrogate-as-a-choice"),
+    pytest.param('{"items": [{"text": ["\\udc00"]}]}', id="lone-surrogate-nested"),
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE)
+@pytest.mark.parametrize(
+    "name", ["projects create", "projects transition", "handovers accept-with-conditions", "items complete"]
+)
+def test_hostile_json_is_a_parse_error_and_writes_nothing(name: str, raw: str):
+    case = CASE[name]
+    _, client, path = _prepare(case)
+    before, rows = counts(), snapshot()
+    response = client.generic(case.method.upper(), path, raw, content_type="application/json")
+    error = assert_refused(response, None, code="parse_error")
+    assert "nested deeper than 32" in error["message"] or "lone surrogate" in error["message"], error
+    assert counts() == before
+    assert snapshot() == rows
+
+
+def test_a_surrogate_pair_is_one_character_and_is_kept():
+    """Only a *lone* surrogate is refused: an escaped pair is an ordinary character outside the BMP."""
+    _, client, path = _prepare(CASE["projects create"])
+    raw = '{"code": "EMOJI-1", "name": "\\ud83d\\ude80 Launch"}'
+    response = client.generic("POST", path, raw, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert response.json()["name"] == "\U0001f680 Launch"
+
+
+def test_text_that_is_not_unicode_is_rendered_as_escapes_not_a_500():
+    """Should such text reach the renderer another way, it is written as JSON escapes."""
+    from config.api_parsers import JSONRenderer
+
+    assert (
+        JSONRenderer().render({"to": ["\ud800 is not a valid choice."]}) == b'{"to":["\\ud800 is not a valid choice."]}'
+    )
+
+
+BAD_IF_MATCH = [
+    '"seven"',
+    'W/"7a"',
+    '"-1"',
+    '"\xb2"',
+    '"7.0"',
+    "7 8",
+    '"7", "8"',
+    "",
+    '"99999999999"',  # more than any version
+    '"' + "9" * 5000 + '"',  # int() of over 4300 digits raises ValueError: this was a 500
+    "9" * 5000,
+]
 
 
 @pytest.mark.parametrize(
@@ -656,11 +736,84 @@ def test_patch_with_a_stale_etag_is_412_and_changes_nothing(what: str):
     assert all(retried.json()[key] == value for key, value in second.items())
 
 
-@pytest.mark.parametrize("name", ["handovers cancel", "items complete", "items waive"])
+def test_if_match_and_version_must_agree():
+    case = CASE["projects partial_update"]
+    _, client, path = _prepare(case)
+    etag = client.get(path)["ETag"]
+    before, rows = counts(), snapshot()
+    response = client.patch(path, {"name": "Phase 1", "version": 99}, format="json", HTTP_IF_MATCH=etag)
+    assert_refused(response, "version", code="invalid_if_match")
+    assert counts() == before
+    assert snapshot() == rows
+
+
+def test_if_match_star_asks_for_no_comparison():
+    case = CASE["projects partial_update"]
+    _, client, path = _prepare(case)
+    response = client.patch(path, {"name": "Phase 1"}, format="json", HTTP_IF_MATCH="*")
+    assert response.status_code == 200, response.content
+
+
+UNVERSIONED = [case for case in WRITES if case.name not in VERSIONED]
+
+
+@pytest.mark.parametrize("case", UNVERSIONED, ids=str)
+def test_writes_without_versions_refuse_if_match_and_version(case: Case):
+    """GIVEN a write whose object carries no version (a team, a KPI, a stall flag, ...)
+    WHEN the client sends If-Match, or version in the body, believing itself protected against lost updates
+    THEN 400 naming what it sent, and nothing written: never a silently ignored precondition."""
+    w, client, path = _prepare(case)
+    body = dict(case.body(w)) if case.body else {}
+    before, rows = counts(), snapshot()
+    response = getattr(client, case.method)(path, body, format="json", HTTP_IF_MATCH='"1"')
+    assert_refused(response, "If-Match", code="if_match_unsupported")
+    response = getattr(client, case.method)(path, {**body, "version": 1}, format="json")
+    error = assert_refused(response, "version")
+    assert error["fields"]["version"] == ["This endpoint does not compare versions; leave version out."]
+    assert counts() == before
+    assert snapshot() == rows
+
+
+@pytest.mark.parametrize("name", ["tokens destroy (own)", "webhooks destroy"])
+def test_deletes_refuse_if_match(name: str):
+    case = next(c for c in CASES if c.name == name)
+    _, client, path = _prepare(case)
+    before, rows = counts(), snapshot()
+    assert_refused(client.delete(path, HTTP_IF_MATCH='"1"'), "If-Match", code="if_match_unsupported")
+    assert counts() == before
+    assert snapshot() == rows
+
+
+def test_the_versioned_writes_are_those_the_schema_documents():
+    """If-Match, the ETag answered and 412 are documented exactly where versions are compared."""
+    from .test_permissions import _pattern
+
+    schema = _schema()
+    documented = {
+        (path, method)
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+        if any(p["name"] == "If-Match" and p["in"] == "header" for p in op.get("parameters", []))
+    }
+    with_412 = {
+        (path, m) for path, item in schema["paths"].items() for m, op in item.items() if "412" in op["responses"]
+    }
+    versioned = {(f"{API}/{_pattern(CASE[name])}".replace("{pk}", "{id}"), CASE[name].method) for name in VERSIONED}
+    assert documented == versioned
+    assert with_412 == versioned
+    for path, method in versioned:
+        assert "ETag" in schema["paths"][path][method]["responses"]["200"]["headers"], path
+
+
+@pytest.mark.parametrize("name", ["projects transition", "handovers cancel", "items complete", "items waive"])
 def test_action_with_a_stale_etag_is_412_and_changes_nothing(name: str):
     case = CASE[name]
     w, client, path = _prepare(case)
-    target = f"{API}/handovers/{w.handover.pk}/" if name.startswith("handovers") else f"{API}/items/{w.item.pk}/"
+    target = {  # built lazily: a world's handover, once built, moves its project to planning
+        "projects": lambda: f"{API}/projects/{w.project.pk}/",
+        "handovers": lambda: f"{API}/handovers/{w.handover.pk}/",
+        "items": lambda: f"{API}/items/{w.item.pk}/",
+    }[name.split()[0]]()
     stale = f'"{int(client.get(target)["ETag"].strip(chr(34))) - 1}"'
     before, rows = counts(), snapshot()
     response = client.post(path, case.body(w), format="json", HTTP_IF_MATCH=stale)
@@ -703,24 +856,34 @@ def test_page_size_is_capped_at_the_maximum():
 
 @pytest.mark.parametrize("path", LISTS)
 @pytest.mark.parametrize(
-    ("params", "status"),
+    ("params", "status", "field"),
     [
-        ({"page_size": 1000}, 200),
-        ({"page_size": "lots"}, 200),  # DRF falls back to the default page size
-        ({"page_size": -5}, 200),
-        ({"page": "abc"}, 404),
-        ({"page": 99}, 404),
-        ({"ordering": "no_such_field"}, 200),  # unknown orderings are ignored
+        ({"page_size": 1000}, 200, None),  # capped at 100
+        ({"page_size": "0100"}, 200, None),
+        ({"page_size": "9" * 5000}, 200, None),  # capped too; never int() of thousands of digits
+        ({"page_size": "lots"}, 400, "page_size"),
+        ({"page_size": -5}, 400, "page_size"),
+        ({"page_size": 0}, 400, "page_size"),
+        ({"page_size": "2.5"}, 400, "page_size"),
+        ({"page_size": ""}, 400, "page_size"),
+        ({"page": "abc"}, 404, None),
+        ({"page": 99}, 404, None),
+        ({"page": "9" * 5000}, 404, None),
+        ({"ordering": "no_such_field"}, 400, "ordering"),
+        ({"ordering": "-no_such_field"}, 400, "ordering"),
+        ({"ordering": "\x00"}, 400, "ordering"),
+        ({"stauts": "submitted"}, 400, "stauts"),
     ],
+    ids=lambda v: json.dumps(v)[:40] if isinstance(v, dict) else str(v),
 )
-def test_paging_parameters_never_fail_with_500(path: str, params: dict, status: int):
+def test_paging_parameters_never_fail_with_500(path: str, params: dict, status: int, field: str | None):
     client = _admin_client()
     response = client.get(path, params)
     assert response.status_code == status, response.content
     if status == 200:
         assert len(response.json()["results"]) <= 100
     else:
-        assert_refused(response, None, status=status)
+        assert_refused(response, field, status=status)
 
 
 class Portfolio:
@@ -731,7 +894,8 @@ class Portfolio:
     ========  =========  ========  ======  ===========================  ============  ========================
     ALPHA     initiation ann       desk    10 days ago (overdue)        preparing,    nothing verified
                                                                          target passed
-    BRAVO     planning   bob       desk    in 20 days                   submitted     all verified
+    BRAVO     planning   bob       desk    in 20 days                   submitted     all verified; adoption
+                                                                                      items not applicable
     CHARLIE   execution  ann       field   in 30 days                   returned      failure items only
     DELTA     closed     bob       field   40 days ago (closed: not     (none)
                                            overdue)
@@ -793,7 +957,8 @@ class Portfolio:
                     title=f"{code} {risk} {side}",
                     risk=risk,
                     side=side,
-                    status=ItemStatus.VERIFIED if risk in verified else ItemStatus.OPEN,
+                    status=_portfolio_status(code, risk, verified),
+                    not_applicable_reason="No users change their way of working" if code == "BRAVO" else "",
                 )
                 for risk in Risk
                 for side in Side
@@ -804,6 +969,12 @@ class Portfolio:
         client = APIClient()
         client.force_authenticate(self.users["admin"])
         return client
+
+
+def _portfolio_status(code: str, risk: Risk, verified) -> ItemStatus:
+    if code == "BRAVO" and risk == Risk.ADOPTION:
+        return ItemStatus.NOT_APPLICABLE  # nothing applicable left on that risk: it is not ready
+    return ItemStatus.VERIFIED if risk in verified else ItemStatus.OPEN
 
 
 def _codes(response) -> list[str]:
@@ -824,6 +995,10 @@ def _codes(response) -> list[str]:
         ("projects", {"search": "office"}, {"CHARLIE"}),
         ("projects", {"search": "bravo"}, {"BRAVO"}),
         ("projects", {"stage": "execution", "manager": "@bob"}, set()),
+        ("projects", {"team": "@field"}, {"CHARLIE", "DELTA"}),
+        ("projects", {"confidential": "false"}, {"ALPHA", "BRAVO", "CHARLIE", "DELTA"}),
+        ("projects", {"confidential": "true"}, set()),
+        ("projects", {"ordering": "-stage,code"}, {"ALPHA", "BRAVO", "CHARLIE", "DELTA"}),
         ("handovers", {"status": "submitted"}, {"BRAVO"}),
         ("handovers", {"status": ["preparing", "returned"]}, {"ALPHA", "CHARLIE"}),
         ("handovers", {"receiving_team": "@field"}, {"CHARLIE"}),
@@ -832,11 +1007,21 @@ def _codes(response) -> list[str]:
         ("handovers", {"project": "@ALPHA"}, {"ALPHA"}),
         ("handovers", {"overdue": "true"}, {"ALPHA"}),
         ("handovers", {"overdue": "false"}, {"BRAVO", "CHARLIE"}),
-        ("handovers", {"readiness_below": "0.5"}, {"ALPHA", "CHARLIE"}),
-        ("handovers", {"readiness_below": "1"}, {"ALPHA", "CHARLIE"}),
-        ("handovers", {"readiness_below": "0"}, set()),
+        ("handovers", {"team": "@desk"}, {"ALPHA", "BRAVO"}),
+        ("handovers", {"stage": "execution"}, {"CHARLIE"}),
+        ("handovers", {"stage": ["initiation", "planning"]}, {"ALPHA", "BRAVO"}),
+        ("handovers", {"stage": "execution", "team": "@desk"}, set()),
+        ("handovers", {"has_open_stall": "true"}, set()),
+        ("handovers", {"has_open_stall": "0"}, {"ALPHA", "BRAVO", "CHARLIE"}),
+        ("handovers", {"readiness_risk": "overall", "readiness_below": "0.5"}, {"ALPHA", "CHARLIE"}),
+        ("handovers", {"readiness_risk": "overall", "readiness_below": "1"}, {"ALPHA", "CHARLIE"}),
+        ("handovers", {"readiness_risk": "overall", "readiness_below": "0"}, set()),
         ("handovers", {"readiness_risk": "failure", "readiness_below": "0.5"}, {"ALPHA"}),
-        ("handovers", {"readiness_risk": "adoption", "readiness_below": "0.5"}, {"ALPHA", "CHARLIE"}),
+        # BRAVO's adoption items are all not applicable: no share, which counts as nothing ready.
+        ("handovers", {"readiness_risk": "adoption", "readiness_below": "0.5"}, {"ALPHA", "BRAVO", "CHARLIE"}),
+        ("handovers", {"readiness_risk": "adoption", "readiness_below": "0.01"}, {"ALPHA", "BRAVO", "CHARLIE"}),
+        ("handovers", {"readiness_risk": "adoption", "readiness_below": "0"}, set()),
+        ("handovers", {"readiness_risk": "inefficiency", "readiness_below": "1"}, {"ALPHA", "CHARLIE"}),
         ("handovers", {"search": "CHARLIE"}, {"CHARLIE"}),
         ("handovers", {"search": "Alpha deliverables"}, {"ALPHA"}),
     ],
@@ -892,6 +1077,12 @@ def test_ordering(path: str, ordering: str, expected: list[str]):
         ("projects", {"manager": "ann"}, "manager"),
         ("projects", {"manager": HUGE_ID}, "manager"),
         ("projects", {"overdue": "maybe"}, "overdue"),
+        ("projects", {"confidential": "maybe"}, "confidential"),
+        ("projects", {"confidential": "yes"}, "confidential"),
+        ("projects", {"team": UNKNOWN_ID}, "team"),
+        ("projects", {"ordering": "nonexistent"}, "ordering"),
+        ("projects", {"ordering": "code,-nonexistent"}, "ordering"),
+        ("projects", {"stauts": "planning"}, "stauts"),
         ("projects", {"planned_handover_before": "next year"}, "planned_handover_before"),
         ("projects", {"search": "\x00"}, None),
         ("handovers", {"status": "done"}, "status"),
@@ -901,22 +1092,41 @@ def test_ordering(path: str, ordering: str, expected: list[str]):
         ("handovers", {"manager": "bob"}, "manager"),
         ("handovers", {"manager": HUGE_ID}, None),
         ("handovers", {"overdue": "yes"}, "overdue"),
-        ("handovers", {"readiness_below": "2"}, "readiness_below"),
-        ("handovers", {"readiness_below": "-0.1"}, "readiness_below"),
-        ("handovers", {"readiness_below": "half"}, "readiness_below"),
-        ("handovers", {"readiness_below": "NaN"}, "readiness_below"),
+        ("handovers", {"readiness_risk": "overall", "readiness_below": "2"}, "readiness_below"),
+        ("handovers", {"readiness_risk": "overall", "readiness_below": "-0.1"}, "readiness_below"),
+        ("handovers", {"readiness_risk": "overall", "readiness_below": "half"}, "readiness_below"),
+        ("handovers", {"readiness_risk": "overall", "readiness_below": "NaN"}, "readiness_below"),
         ("handovers", {"readiness_risk": "meteor", "readiness_below": "0.5"}, "readiness_risk"),
+        ("handovers", {"readiness_below": "0.5"}, "readiness_risk"),
+        ("handovers", {"readiness_risk": "adoption"}, "readiness_below"),
+        ("handovers", {"stage": "finished"}, "stage"),
+        ("handovers", {"team": "desk"}, "team"),
+        ("handovers", {"team": UNKNOWN_ID}, "team"),
+        ("handovers", {"has_open_stall": "maybe"}, "has_open_stall"),
+        ("handovers", {"stauts": "submitted"}, "stauts"),
+        ("handovers", {"target_date": "2026-01-01"}, "target_date"),
+        ("handovers", {"ordering": "nonexistent"}, "ordering"),
         ("handovers", {"target_date_after": "2026-02-30"}, "target_date_after"),
         ("handovers", {"search": "\x00"}, None),
         ("items", {"status": "finished"}, "status"),
         ("items", {"risk": "meteor"}, "risk"),
         ("items", {"handover": "x"}, "handover"),
         ("items", {"assignee": "ann"}, "assignee"),
+        ("items", {"mandatory": "perhaps"}, "mandatory"),
+        ("items", {"mandatory": "yes"}, "mandatory"),
         ("conditions", {"status": "late"}, "status"),
         ("conditions", {"handover": UNKNOWN_ID}, "handover"),
         ("services", {"team": "desk"}, "team"),
+        ("services", {"is_active": "maybe"}, "is_active"),
         ("kpis", {"direction": "up"}, "direction"),
+        ("kpis", {"is_adoption": "sometimes"}, "is_adoption"),
         ("templates", {"kind": "bakery"}, "kind"),
+        ("templates", {"is_active": "on"}, "is_active"),
+        ("tokens", {"read_only": "maybe"}, "read_only"),
+        ("notifications", {"unread": "maybe"}, "unread"),
+        ("stalls", {"open": "maybe"}, "open"),
+        ("conditions", {"search": "\x00"}, None),
+        ("teams", {"lead": "boss"}, "lead"),
     ],
     ids=lambda v: json.dumps(v, default=str) if isinstance(v, dict) else str(v),
 )
@@ -926,3 +1136,151 @@ def test_invalid_filter_value_is_400_naming_it(path: str, params: dict, field: s
     if field is None and response.status_code == 200:
         return  # a value that cannot match anything may also just match nothing: never a 500
     assert_refused(response, field)
+
+
+# --------------------------------------------------------------------------------- lists, as the schema has them
+
+
+@cache
+def _schema() -> dict:
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def _list_operations() -> dict[str, dict]:
+    """Every paginated list of the API (top-level and nested), with its documented GET operation."""
+    return {
+        path: item["get"]
+        for path, item in _schema()["paths"].items()
+        if "get" in item and any(p["name"] == "page" for p in item["get"].get("parameters", []))
+    }
+
+
+def _list_url(path: str, w: World) -> str:
+    if "{id}" not in path:
+        return path
+    owner = {
+        "projects": lambda: w.project,
+        "handovers": lambda: w.handover,
+        "items": lambda: w.item,
+        "services": lambda: w.service,
+        "kpis": lambda: w.kpi,
+        "webhooks": lambda: w.webhook,
+    }[path.removeprefix(f"{API}/").split("/")[0]]()
+    return path.replace("{id}", str(owner.pk))
+
+
+def _query_params(path: str) -> list[dict]:
+    return [p for p in _list_operations()[path].get("parameters", []) if p["in"] == "query"]
+
+
+def _sample(parameter: dict) -> str:
+    """A well-formed value for a documented query parameter."""
+    schema = parameter["schema"]
+    if schema.get("type") == "array":
+        return schema["items"].get("enum", ["x"])[0]
+    if "enum" in schema:
+        return schema["enum"][0]
+    return {
+        "boolean": "true",
+        "integer": "1",
+        "number": "0.5",
+    }.get(schema.get("type"), timezone.localdate().isoformat() if schema.get("format") == "date" else "x")
+
+
+LIST_PATHS = sorted(_list_operations())
+
+
+def _unknown(response, name: str) -> bool:
+    if response.status_code != 400:
+        return False
+    return any(m.startswith("Unknown query parameter") for m in response.json()["error"]["fields"].get(name, []))
+
+
+def test_there_are_lists_nested_under_objects_and_all_are_paginated():
+    assert {f"{API}/handovers/{{id}}/items/", f"{API}/services/{{id}}/kpis/", f"{API}/items/{{id}}/evidence/"} <= set(
+        LIST_PATHS
+    )
+    bare = [
+        path
+        for path, item in _schema()["paths"].items()
+        if item.get("get", {})
+        .get("responses", {})
+        .get("200", {})
+        .get("content", {})
+        .get("application/json", {})
+        .get("schema", {})
+        .get("type")
+        == "array"
+    ]
+    assert bare == [], "lists without pagination"
+
+
+@pytest.mark.parametrize("path", LIST_PATHS)
+def test_every_list_takes_each_query_parameter_it_documents(path: str):
+    """GIVEN a list and each query parameter its schema documents, with a well-formed value
+    THEN none of them is refused as unknown (a value may still match nothing or name an unknown id)."""
+    w = World("admin")
+    client = APIClient()
+    client.force_authenticate(w.user("admin"))
+    url = _list_url(path, w)
+    for parameter in _query_params(path):
+        name = parameter["name"]
+        response = client.get(url, {name: _sample(parameter)})
+        assert response.status_code in (200, 400), (name, response.content)
+        assert not _unknown(response, name), (name, response.content)
+
+
+@pytest.mark.parametrize("path", LIST_PATHS)
+def test_every_list_refuses_what_it_does_not_take(path: str):
+    """An unknown parameter (a typo of a filter), a page size that is not a number, an unknown ordering and a
+    boolean that is neither true nor false: each a 400 naming the parameter, never silently ignored."""
+    w = World("admin")
+    client = APIClient()
+    client.force_authenticate(w.user("admin"))
+    url = _list_url(path, w)
+    assert _unknown(client.get(url, {"stauts": "submitted"}), "stauts")
+    assert_refused(client.get(url, {"page_size": "lots"}), "page_size")
+    documented = {p["name"]: p for p in _query_params(path)}
+    if "ordering" in documented:
+        assert_refused(client.get(url, {"ordering": "nonexistent"}), "ordering")
+        every = ",".join(documented["ordering"]["schema"]["items"]["enum"])
+        assert client.get(url, {"ordering": every}).status_code == 200  # each documented field orders
+    else:
+        assert _unknown(client.get(url, {"ordering": "id"}), "ordering")
+    if "search" in documented:
+        assert client.get(url, {"search": "runbook"}).status_code == 200
+    else:
+        assert _unknown(client.get(url, {"search": "runbook"}), "search")
+    for name, parameter in documented.items():
+        if parameter["schema"].get("type") == "boolean":
+            assert_refused(client.get(url, {name: "maybe"}), name)
+
+
+def test_members_are_looked_up_in_one_query():
+    w = World("admin")
+    client = APIClient()
+    client.force_authenticate(w.user("admin"))
+    url = f"{API}/projects/{w.project.pk}/"
+    few = [w.users["member"].pk]
+    many = [u.pk for u in User.objects.bulk_create(User(username=f"u{n}", password="!") for n in range(30))]
+    with CaptureQueriesContext(connection) as one:
+        assert client.patch(url, {"members": few}, format="json").status_code == 200
+    client.patch(url, {"members": []}, format="json")
+    with CaptureQueriesContext(connection) as thirty:
+        assert client.patch(url, {"members": many}, format="json").status_code == 200
+    lookups = [q for q in thirty.captured_queries if 'FROM "auth_user"' in q["sql"] and '"id" IN' in q["sql"]]
+    assert len(lookups) == 1
+    # Adding thirty members writes thirty rows and thirty audit events; the lookup itself does not grow.
+    assert len([q for q in one.captured_queries if 'FROM "auth_user"' in q["sql"] and '"id" IN' in q["sql"]]) == 1
+
+
+def test_a_model_validation_message_names_its_field_once():
+    """The service's message is Django's own; the API names the field in the summary, and only there."""
+    w = World("admin")
+    client = APIClient()
+    client.force_authenticate(w.user("admin"))
+    error = assert_refused(
+        client.post(f"{API}/projects/", {"code": "CRM-2026", "name": "Again"}, format="json"), "code"
+    )
+    assert error["fields"]["code"] == ["Project with this Code already exists."]
+    assert error["message"] == "code: Project with this Code already exists."
