@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -19,6 +19,7 @@ from handover.api.views import (
 from operations.api.views import KpiViewSet, ServiceViewSet, TeamViewSet
 from projects.api.views import ProjectViewSet
 
+from .api import api_not_found
 from .views import healthz
 
 admin.site.site_header = "Handover administration"
@@ -49,6 +50,8 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"), namespace="v1")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Last under /api/: an unknown endpoint is a 404 in the API's error shape, never the web UI's HTML page.
+    re_path(r"^api/", api_not_found),
     # The web UI: Django's own sign-in, sign-out (POST) and password change, with the templates in
     # config/templates/registration/; then the pages of each app.
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -60,3 +63,9 @@ urlpatterns = [
     path("", include("projects.urls")),
     path("", include("operations.urls")),
 ]
+
+# Errors Django answers itself (outside a DRF view): in the API's error shape under /api/, else the web UI's pages.
+handler400 = "config.api.handler400"
+handler403 = "config.api.handler403"
+handler404 = "config.api.handler404"
+handler500 = "config.api.handler500"
