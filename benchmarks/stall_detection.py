@@ -1,16 +1,21 @@
 """Stall-detection benchmark: seconds and queries per detection pass at 10k and 100k handovers, 1% stalled.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/handover_bench .venv/bin/python -m benchmarks.stall_detection
-    make bench          # the same, against the local PostgreSQL
+    make bench                                   # the same, against the local PostgreSQL
+    ... -m benchmarks.stall_detection --sizes 10000 --repeat 3
 
-It creates a throw-away test database (``test_<name>``), fills it with bulk inserts (each handover with five
-checklist items; 1% of handovers made stalled, spread over the six rules), then times:
+It creates a throw-away test database (``test_<name>``), fills it with bulk inserts over 20 operations teams, a
+quarter of which override the stall thresholds (each handover with five checklist items; 1% of handovers made
+stalled, spread over the six rules), then times:
 
-* a first pass (which opens the flags and writes their notifications),
+* a first pass (which opens the flags, writes their notifications and publishes their send tasks),
 * a steady-state pass (nothing new: what the 5-minute beat job costs on most runs),
-* the same selection written as one raw SQL query per rule (the floor any ORM code is compared against).
+* the same selection written as one raw SQL query (the floor any ORM code is compared against); the benchmark
+  checks that it selects exactly the handovers the detector flagged.
 
-Each timing is the median of several runs. The database is dropped at the end.
+Queries are the statements a pass sends, without BEGIN / COMMIT / SAVEPOINT / RELEASE. Tasks are published to
+kombu's in-process memory transport, never to the development queue under var/ nor to a real Redis. Each timing is
+the median of several runs. The database is dropped at the end.
 """
 
 import argparse
@@ -21,6 +26,29 @@ import time
 from datetime import timedelta
 
 import django
+
+TEAMS = 20
+# Teams 0-4 use tighter thresholds than the defaults, teams 5-9 looser ones (still crossed by the stalled data,
+# and never by the healthy data); the rest use the settings' defaults.
+TIGHT = {
+    "idle_days": 5,
+    "review_overdue_days": 2,
+    "verification_waiting_days": 4,
+    "past_target_days": 0,
+    "conditions_overdue_days": 0,
+    "adoption_below_target_days": 0,
+    "escalation_days": 2,
+}
+LOOSE = {
+    "idle_days": 9,
+    "review_overdue_days": 4,
+    "verification_waiting_days": 6,
+    "past_target_days": 3,
+    "conditions_overdue_days": 3,
+    "adoption_below_target_days": 3,
+    "escalation_days": 5,
+}
+CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 def main() -> None:
@@ -34,21 +62,31 @@ def main() -> None:
     from django.db import connection
     from django.test.utils import setup_test_environment
 
+    from config.celery import app
+
     if connection.vendor != "postgresql":
         sys.exit("The benchmark runs on PostgreSQL: set DATABASE_URL=postgres://...")
+    # Publishing is part of a first pass's cost, but must go nowhere: an in-process broker, emptied between runs.
+    app.conf.broker_url, app.conf.broker_transport_options = "memory://", {}
+    app._pool, app.amqp._producer_pool = None, None
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     try:
         print(
-            f"{'handovers':>10} {'stalled':>8} {'first pass s':>13} {'steady pass s':>14} {'queries':>8} "
-            f"{'raw SQL s':>10}"
+            f"{'handovers':>10} {'stalled':>8} {'first pass s':>13} {'queries':>8} {'steady pass s':>14} "
+            f"{'queries':>8} {'raw SQL s':>10}"
         )
         for size in args.sizes:
             _reset()
             stalled = _populate(size)
-            first, steady, queries, raw = _measure(args.repeat)
-            print(f"{size:>10} {stalled:>8} {first:>13.3f} {steady:>14.3f} {queries:>8} {raw:>10.4f}", flush=True)
+            first, first_queries, steady, steady_queries, raw = _measure(args.repeat)
+            print(
+                f"{size:>10} {stalled:>8} {first:>13.3f} {first_queries:>8} {steady:>14.3f} {steady_queries:>8} "
+                f"{raw:>10.4f}",
+                flush=True,
+            )
     finally:
+        connection.close()
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
@@ -73,18 +111,47 @@ def _populate(size: int) -> int:
 
     from handover.choices import ConditionStatus, DecisionKind, HandoverStatus, ItemStatus, Risk
     from handover.models import ChecklistItem, Condition, Decision, Handover
-    from operations.models import Kpi, OperationsTeam, Service
+    from operations.choices import KpiDirection
+    from operations.models import Kpi, KpiReading, OperationsTeam, Service
     from projects.choices import Stage
     from projects.models import Project
 
     now = timezone.now()
     today = timezone.localdate()
+    hypercare_since = now - timedelta(days=20)
     User = get_user_model()
     users = User.objects.bulk_create([User(username=f"user{i}", email=f"user{i}@example.com") for i in range(60)])
-    teams = OperationsTeam.objects.bulk_create([OperationsTeam(name=f"Team {i}", lead=users[i]) for i in range(20)])
+    teams = OperationsTeam.objects.bulk_create(
+        [
+            OperationsTeam(name=f"Team {i}", lead=users[i], **(TIGHT if i < 5 else LOOSE if i < 10 else {}))
+            for i in range(TEAMS)
+        ]
+    )
     services = Service.objects.bulk_create([Service(team=t, name=f"Service of {t.name}") for t in teams])
-    Kpi.objects.bulk_create(
-        [Kpi(service=s, name="Weekly active users", target=80, is_adoption=True, review_date=today) for s in services]
+    # Adoption KPIs reviewed five days ago; every other one "lower is better". Each has a reading on target from
+    # before hypercare (which must not count) and one below target during it.
+    kpis = Kpi.objects.bulk_create(
+        [
+            Kpi(
+                service=s,
+                name="Weekly active users" if i % 2 == 0 else "Calls per user",
+                direction=KpiDirection.HIGHER if i % 2 == 0 else KpiDirection.LOWER,
+                target=80 if i % 2 == 0 else 5,
+                is_adoption=True,
+                review_date=today - timedelta(days=5),
+            )
+            for i, s in enumerate(services)
+        ]
+    )
+    KpiReading.objects.bulk_create(
+        [
+            KpiReading(kpi=k, value=value, measured_at=at)
+            for k in kpis
+            for value, at in (
+                (k.target, hypercare_since - timedelta(days=1)),
+                (k.target - 20 if k.direction == KpiDirection.HIGHER else k.target + 3, now - timedelta(days=2)),
+            )
+        ]
     )
     stalled_every = 100  # 1%
     rules = ["idle", "review", "verification", "target", "condition", "adoption"]
@@ -98,7 +165,7 @@ def _populate(size: int) -> int:
                     code=f"P{start + i:07d}",
                     name=f"Project {start + i}",
                     manager=users[20 + (start + i) % 40],
-                    receiving_team=teams[(start + i) % 20],
+                    receiving_team=teams[(start + i) % TEAMS],
                     stage=Stage.EXECUTION,
                     has_handover_plan=True,
                 )
@@ -109,20 +176,22 @@ def _populate(size: int) -> int:
         handovers = []
         for i, project in enumerate(projects):
             n = start + i
-            team = teams[n % 20]
+            team = teams[n % TEAMS]
             kind = rules[(n // stalled_every) % len(rules)] if n % stalled_every == 0 else None
             status = HandoverStatus.PREPARING
             last_activity = now - timedelta(hours=n % 48)
-            submitted_at = None
+            submitted_at = hypercare_started_at = None
             target = today + timedelta(days=30 + n % 60)
             if kind == "idle":
                 last_activity = now - timedelta(days=10)
             elif kind == "review":
-                status, submitted_at = HandoverStatus.SUBMITTED, now - timedelta(days=4)
+                status, submitted_at = HandoverStatus.SUBMITTED, now - timedelta(days=5)
             elif kind == "target":
-                target = today - timedelta(days=2)
-            elif kind in ("condition", "adoption"):
-                status = HandoverStatus.ACCEPTED_WITH_CONDITIONS if kind == "condition" else HandoverStatus.HYPERCARE
+                target = today - timedelta(days=5)
+            elif kind == "condition":
+                status = HandoverStatus.ACCEPTED_WITH_CONDITIONS
+            elif kind == "adoption":
+                status, hypercare_started_at = HandoverStatus.HYPERCARE, hypercare_since
             elif n % 7 == 0:
                 status, submitted_at = HandoverStatus.SUBMITTED, now - timedelta(hours=5)
             stalled += kind is not None
@@ -130,12 +199,13 @@ def _populate(size: int) -> int:
                 Handover(
                     project=project,
                     receiving_team=team,
-                    service=services[n % 20] if kind == "adoption" else None,
+                    service=services[n % TEAMS] if kind == "adoption" else None,
                     operations_owner=team.lead,
                     target_date=target,
                     status=status,
                     status_changed_at=now,
                     submitted_at=submitted_at,
+                    hypercare_started_at=hypercare_started_at,
                     last_activity_at=last_activity,
                     created_at=now,
                 )
@@ -154,7 +224,7 @@ def _populate(size: int) -> int:
                         risk=risk,
                         position=k,
                         status=ItemStatus.DONE if done or k < 2 else ItemStatus.OPEN,
-                        done_at=now - timedelta(days=6 if done else 1) if done or k < 2 else None,
+                        done_at=now - timedelta(days=7 if done else 1) if done or k < 2 else None,
                     )
                 )
         ChecklistItem.objects.bulk_create(items, batch_size=batch)
@@ -178,7 +248,7 @@ def _populate(size: int) -> int:
                     decision=d,
                     text="Tune alerts",
                     owner=d.decided_by,
-                    due_date=today - timedelta(days=1),
+                    due_date=today - timedelta(days=5),
                     status=ConditionStatus.OPEN,
                 )
                 for d in decisions
@@ -191,52 +261,87 @@ def _populate(size: int) -> int:
     return stalled
 
 
+# The six rules as one hand-written query, per-team thresholds included (COALESCE of the team's override and the
+# default), adoption judged on the latest reading during hypercare: what the detector selects, as a floor.
 RAW_SQL = """
-SELECT id FROM handover_handover
- WHERE status IN ('preparing', 'returned') AND last_activity_at <= %(now)s - interval '7 days'
-UNION SELECT id FROM handover_handover
- WHERE status = 'submitted' AND submitted_at <= %(now)s - interval '3 days'
-UNION SELECT handover_id FROM handover_checklistitem i JOIN handover_handover h ON h.id = i.handover_id
- WHERE i.status = 'done' AND i.done_at <= %(now)s - interval '5 days'
-   AND h.status IN ('preparing', 'submitted', 'returned')
-UNION SELECT id FROM handover_handover
- WHERE status IN ('preparing', 'submitted', 'returned') AND target_date < %(today)s
+SELECT h.id FROM handover_handover h JOIN operations_operationsteam t ON t.id = h.receiving_team_id
+ WHERE h.status IN ('preparing', 'returned')
+   AND h.last_activity_at <= %(now)s - make_interval(days => COALESCE(t.idle_days, %(idle)s))
+UNION SELECT h.id FROM handover_handover h JOIN operations_operationsteam t ON t.id = h.receiving_team_id
+ WHERE h.status = 'submitted'
+   AND h.submitted_at <= %(now)s - make_interval(days => COALESCE(t.review_overdue_days, %(review_overdue)s))
+UNION SELECT i.handover_id FROM handover_checklistitem i JOIN handover_handover h ON h.id = i.handover_id
+  JOIN operations_operationsteam t ON t.id = h.receiving_team_id
+ WHERE i.status = 'done' AND h.status IN ('preparing', 'submitted', 'returned')
+   AND i.done_at <= %(now)s - make_interval(days => COALESCE(t.verification_waiting_days, %(verification_waiting)s))
+UNION SELECT h.id FROM handover_handover h JOIN operations_operationsteam t ON t.id = h.receiving_team_id
+ WHERE h.status IN ('preparing', 'submitted', 'returned')
+   AND h.target_date < %(today)s::date - COALESCE(t.past_target_days, %(past_target)s)
 UNION SELECT c.handover_id FROM handover_condition c JOIN handover_handover h ON h.id = c.handover_id
- WHERE c.status = 'open' AND c.due_date < %(today)s AND h.status <> 'cancelled'
-UNION SELECT h.id FROM handover_handover h JOIN operations_kpi k ON k.service_id = h.service_id
- WHERE h.status = 'hypercare' AND k.is_adoption AND k.review_date <= %(today)s
-   AND COALESCE((SELECT value FROM operations_kpireading r WHERE r.kpi_id = k.id
-                 ORDER BY measured_at DESC LIMIT 1) < k.target, true)
+  JOIN operations_operationsteam t ON t.id = h.receiving_team_id
+ WHERE c.status = 'open' AND h.status <> 'cancelled'
+   AND c.due_date < %(today)s::date - COALESCE(t.conditions_overdue_days, %(conditions_overdue)s)
+UNION SELECT h.id FROM handover_handover h JOIN operations_operationsteam t ON t.id = h.receiving_team_id
+  JOIN operations_kpi k ON k.service_id = h.service_id
+ WHERE h.status = 'hypercare' AND k.is_adoption
+   AND k.review_date <= %(today)s::date - COALESCE(t.adoption_below_target_days, %(adoption_below_target)s)
+   AND NOT COALESCE((SELECT CASE WHEN k.direction = 'higher' THEN r.value >= k.target ELSE r.value <= k.target END
+                       FROM operations_kpireading r
+                      WHERE r.kpi_id = k.id AND r.measured_at >= h.hypercare_started_at AND r.measured_at <= %(now)s
+                      ORDER BY r.measured_at DESC, r.id DESC LIMIT 1), false)
 """
 
 
-def _measure(repeat: int) -> tuple[float, float, int, float]:
+def _statements(captured) -> int:
+    return sum(not q["sql"].lstrip().upper().startswith(CONTROL) for q in captured.captured_queries)
+
+
+def _measure(repeat: int) -> tuple[float, int, float, int, float]:
+    from django.conf import settings
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
+    from config.celery import app
+    from handover import outbox
     from handover.models import Notification, StallFlag
     from handover.stalls import detect_stalls
 
     firsts, steadies, raws = [], [], []
-    queries = 0
+    first_queries = steady_queries = 0
     for _ in range(repeat):
         StallFlag.objects.all().delete()
         Notification.objects.all().delete()
-        started = time.perf_counter()
-        detect_stalls()
-        firsts.append(time.perf_counter() - started)
+        with app.connection_for_write() as broker:
+            broker.default_channel.queue_purge(app.conf.task_default_queue)
+        outbox.publish_breaker.reset()
+        with CaptureQueriesContext(connection) as captured:
+            started = time.perf_counter()
+            detect_stalls()
+            firsts.append(time.perf_counter() - started)
+        first_queries = _statements(captured)
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
             detect_stalls()
             steadies.append(time.perf_counter() - started)
-        queries = len(captured.captured_queries)
+        steady_queries = _statements(captured)
         with connection.cursor() as cursor:
             started = time.perf_counter()
-            cursor.execute(RAW_SQL, {"now": timezone.now(), "today": timezone.localdate()})
-            cursor.fetchall()
+            cursor.execute(
+                RAW_SQL, {"now": timezone.now(), "today": timezone.localdate(), **settings.HANDOVER_STALL_THRESHOLDS}
+            )
+            selected = {row[0] for row in cursor.fetchall()}
             raws.append(time.perf_counter() - started)
-    return statistics.median(firsts), statistics.median(steadies), queries, statistics.median(raws)
+        flagged = set(StallFlag.objects.filter(resolved_at__isnull=True).values_list("handover_id", flat=True))
+        if selected != flagged:
+            sys.exit(f"the raw SQL and the detector disagree: {len(selected ^ flagged)} handovers differ")
+    return (
+        statistics.median(firsts),
+        first_queries,
+        statistics.median(steadies),
+        steady_queries,
+        statistics.median(raws),
+    )
 
 
 if __name__ == "__main__":
