@@ -197,7 +197,7 @@ IF_MATCH = OpenApiParameter(
     OpenApiParameter.HEADER,
     description='The ETag you read (for example `"7"`): if the object changed since, the request is refused with '
     "412 and nothing is written. `version` in the body does the same.",
-    pattern=r'^(W/)?"[0-9]{1,10}"$',
+    pattern=r'^(W/)?"[0-9]{1,9}"$',
 )
 ETAG = OpenApiParameter(
     "ETag",
