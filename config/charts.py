@@ -4,6 +4,11 @@ Each function returns a ``Chart``: the SVG (with ``role="img"``, a ``<title>`` a
 readers announce) and the same numbers as a table, which the template ``includes/chart.html`` shows under the
 chart as its text fallback. Colours come from CSS classes (``config/static/css/app.css``), so the charts follow the
 page's theme.
+
+An SVG scales its text with its width, so one drawing cannot be legible both on a laptop and on a phone: each
+chart is drawn twice, at its own width and at ``NARROW`` (about a phone's column), and the stylesheet shows the one
+that fits the chart's container (a container query), so that its text stays near its drawn size. The narrow drawing
+thins or turns the labels of the column chart when they would not fit side by side.
 """
 
 import hashlib
@@ -16,6 +21,10 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 NO_VALUE = "n/a"
+# The width of the narrow drawing, in the same units as the text sizes of app.css (12px labels): a phone's column.
+NARROW = 320
+# About how wide a character of an 11-12px label is, to decide whether labels fit side by side.
+CHAR_WIDTH = 6.4
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,7 @@ class Chart:
     title: str
     headers: Sequence[str] = ()
     rows: Sequence[Sequence[str]] = ()
+    narrow: SafeString | None = None  # the same chart drawn for a narrow container
 
     def __str__(self) -> str:
         return self.svg
@@ -80,8 +90,9 @@ def _chart_id(title: str, payload: str) -> str:
     return "chart-" + hashlib.sha1(f"{title}|{payload}".encode(), usedforsecurity=False).hexdigest()[:10]
 
 
-def _svg(frame: _Frame, *, title: str, desc: str, css_class: str) -> SafeString:
-    chart_id = _chart_id(title, "".join(frame.parts))
+def _svg(frame: _Frame, *, title: str, desc: str, css_class: str, variant: str = "wide") -> SafeString:
+    chart_id = _chart_id(title, variant + "".join(frame.parts))
+    css_class = f"{css_class} chart-{variant}"
     head = (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {css_class}" viewBox="0 0 {frame.width} {frame.height}" '
         f'role="img" aria-labelledby="{chart_id}-title {chart_id}-desc" preserveAspectRatio="xMinYMin meet">'
@@ -91,14 +102,19 @@ def _svg(frame: _Frame, *, title: str, desc: str, css_class: str) -> SafeString:
     return mark_safe(head + "".join(frame.parts) + "</svg>")
 
 
-def _text(x: float, y: float, text: str, css: str = "chart-label", anchor: str = "start") -> str:
-    return f'<text x="{x:.1f}" y="{y:.1f}" class="{css}" text-anchor="{anchor}">{escape(text)}</text>'
+def _text(x: float, y: float, text: str, css: str = "chart-label", anchor: str = "start", *, rotate: float = 0) -> str:
+    turn = f' transform="rotate({rotate:g} {x:.1f} {y:.1f})"' if rotate else ""
+    return f'<text x="{x:.1f}" y="{y:.1f}" class="{css}" text-anchor="{anchor}"{turn}>{escape(text)}</text>'
 
 
 def _link(href: str, inner: str, label: str) -> str:
     if not href:
         return inner
     return f'<a href="{escape(href)}" aria-label="{escape(label)}">{inner}</a>'
+
+
+def _text_width(text: str) -> float:
+    return len(text) * CHAR_WIDTH
 
 
 # ------------------------------------------------------------------------------------------- horizontal bars
@@ -116,6 +132,19 @@ def horizontal_bars(
 ) -> Chart:
     """Horizontal bars, one per row, each under a line with its label (left) and its value (right), so that the
     chart stays readable when a phone shrinks it. With ``percent`` the values are shares between 0 and 1."""
+    rows = [(bar.label, bar.text or (NO_VALUE if bar.value is None else _num(bar.value))) for bar in bars]
+    desc = desc or _describe(rows)
+
+    def draw(width: int, variant: str) -> SafeString:
+        frame = _hbars(bars, width=width, max_value=max_value, percent=percent)
+        return _svg(frame, title=title, desc=desc, css_class="chart-hbars", variant=variant)
+
+    return Chart(
+        svg=draw(width, "wide"), narrow=draw(min(width, NARROW), "narrow"), title=title, headers=headers, rows=rows
+    )
+
+
+def _hbars(bars: Sequence[Bar], *, width: int, max_value: float | None, percent: bool) -> _Frame:
     row_height, bar_height, top = 42, 14, 2
     height = top + row_height * max(len(bars), 1)
     highest = max([0.0] + [b.value or 0 for b in bars] + [b.back or 0 for b in bars])
@@ -134,13 +163,7 @@ def horizontal_bars(
                 w = width * min(share / scale_max, 1.0)
                 parts.append(f'<rect x="0" y="{bar_y}" width="{w:.1f}" height="{bar_height}" rx="3" class="{css}"/>')
         frame.parts.append(_link(bar.href, "".join(parts), f"{bar.label}: {text}"))
-    rows = [(bar.label, bar.text or (NO_VALUE if bar.value is None else _num(bar.value))) for bar in bars]
-    return Chart(
-        svg=_svg(frame, title=title, desc=desc or _describe(rows), css_class="chart-hbars"),
-        title=title,
-        headers=headers,
-        rows=rows,
-    )
+    return frame
 
 
 def _describe(rows: Sequence[Sequence[str]]) -> str:
@@ -158,15 +181,59 @@ def column_chart(
     headers: Sequence[str] = ("", "count"),
     width: int = 560,
     height: int = 200,
+    series: bool = False,
+    marker_label: str = "",
+    empty: str = "",
 ) -> Chart:
-    """Vertical columns with their value above and their label below."""
-    bottom, top, left = 34, 20, 4
-    plot_height = height - bottom - top
+    """Vertical columns with their value above and their label below.
+
+    ``series``: the columns are a sequence (weeks), so where the labels do not fit side by side only every few are
+    written and zeros are left unwritten; otherwise (categories) every label is kept and turned. A ``highlight``ed
+    column gets a band behind it (visible even at zero) labelled ``marker_label``. ``empty``: a message written
+    across the plot, for a window with nothing in it.
+    """
+    rows = [(c.label, _num(c.value)) for c in columns]
+    desc = desc or _describe(rows)
+    options = {"series": series, "marker_label": marker_label, "empty": empty}
+
+    def draw(width: int, variant: str) -> SafeString:
+        frame = _columns(columns, width=width, height=height, **options)
+        return _svg(frame, title=title, desc=desc, css_class="chart-columns", variant=variant)
+
+    return Chart(
+        svg=draw(width, "wide"), narrow=draw(min(width, NARROW), "narrow"), title=title, headers=headers, rows=rows
+    )
+
+
+def _columns(
+    columns: Sequence[Column], *, width: int, height: int, series: bool, marker_label: str, empty: str
+) -> _Frame:
+    top, left = (30 if marker_label else 20), 4
     slot = (width - left) / max(len(columns), 1)
     column_width = min(slot * 0.62, 56)
+    big = slot >= 60
+    label_css = "chart-label" if big else "chart-tick"
+    widest = max((_text_width(c.label) for c in columns), default=0.0)
+    step, turn = 1, 0.0
+    if widest + 6 > slot:
+        if series:  # every step-th label, the others left to the table and the tooltips
+            step = math.ceil((widest + 10) / slot)
+        else:
+            turn = -40.0
+    # Turned labels need the room their slant takes below the axis.
+    bottom = 34 if not turn else 16 + round(widest * math.sin(math.radians(-turn)))
+    height = height if not turn else height - 34 + bottom
+    plot_height = height - bottom - top
     highest = max([c.value for c in columns] + [0]) or 1
-    label_css = "chart-label" if slot >= 60 else "chart-tick"  # many columns: smaller labels so they do not touch
     frame = _Frame(width, height)
+    for index, column in enumerate(columns):
+        if column.highlight:  # behind everything: a band across the plot, so that it shows even at zero
+            x = left + index * slot
+            frame.parts.append(
+                f'<rect x="{x:.1f}" y="{top - 4}" width="{slot:.1f}" height="{plot_height + 4}" class="chart-current"/>'
+            )
+            if marker_label:
+                frame.parts.append(_text(x + slot / 2, top - 10, marker_label, "chart-marker", "middle"))
     frame.parts.append(
         f'<line x1="{left}" y1="{height - bottom}" x2="{width}" y2="{height - bottom}" class="chart-axis"/>'
     )
@@ -178,16 +245,18 @@ def column_chart(
         label = f"{column.label}: {_num(column.value)}"
         parts = [f'<rect x="{x:.1f}" y="{y:.1f}" width="{column_width:.1f}" height="{h:.1f}" rx="2" class="{css}">']
         parts.append(f"<title>{escape(column.tooltip or label)}</title></rect>")
-        parts.append(_text(x + column_width / 2, y - 5, _num(column.value), "chart-value", "middle"))
-        parts.append(_text(x + column_width / 2, height - bottom + 16, column.label, label_css, "middle"))
+        if column.value or not series:
+            parts.append(_text(x + column_width / 2, y - 5, _num(column.value), "chart-value", "middle"))
+        if index % step == 0:
+            centre, below = x + column_width / 2, height - bottom + 16
+            if turn:
+                parts.append(_text(centre + 4, below - 4, column.label, label_css, "end", rotate=turn))
+            else:
+                parts.append(_text(centre, below, column.label, label_css, "middle"))
         frame.parts.append(_link(column.href, "".join(parts), label))
-    rows = [(c.label, _num(c.value)) for c in columns]
-    return Chart(
-        svg=_svg(frame, title=title, desc=desc or _describe(rows), css_class="chart-columns"),
-        title=title,
-        headers=headers,
-        rows=rows,
-    )
+    if empty:
+        frame.parts.append(_text(width / 2, top + plot_height / 2, empty, "chart-empty", "middle"))
+    return frame
 
 
 # ------------------------------------------------------------------------------------------------------ line
@@ -205,10 +274,32 @@ def line_chart(
     height: int = 190,
 ) -> Chart:
     """Readings over time as a line with dots, and the target (and baseline) as dashed horizontal lines."""
+    ordered = sorted(points, key=lambda p: _as_datetime(p.at))
+    rows = [(_day(p.at), f"{_num(p.value)} {unit}".strip()) for p in ordered]
+    summary = f"{len(ordered)} readings" + (f"; latest {rows[-1][1]}" if rows else "")
+    if target is not None:
+        summary += f"; target {_num(target)} {unit}".rstrip()
+
+    def draw(width: int, variant: str) -> SafeString:
+        frame = _line(ordered, width=width, height=height, target=target, baseline=baseline, unit=unit)
+        return _svg(frame, title=title, desc=desc or summary, css_class="chart-line-chart", variant=variant)
+
+    return Chart(
+        svg=draw(width, "wide"),
+        narrow=draw(min(width, NARROW), "narrow"),
+        title=title,
+        headers=("measured", "value"),
+        rows=rows,
+    )
+
+
+def _line(
+    ordered: Sequence[Point], *, width: int, height: int, target: float | None, baseline: float | None, unit: str
+) -> _Frame:
     left, right, top, bottom = 48, 12, 12, 28
     plot_w, plot_h = width - left - right, height - top - bottom
     frame = _Frame(width, height)
-    values = [p.value for p in points] + [v for v in (target, baseline) if v is not None]
+    values = [p.value for p in ordered] + [v for v in (target, baseline) if v is not None]
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     if low == high:
         low, high = low - 1, high + 1
@@ -228,7 +319,6 @@ def line_chart(
             y = y_of(value)
             frame.parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" class="{css}"/>')
             frame.parts.append(_text(left + plot_w - 2, y - 4, f"{name} {_num(value)}", f"{css}-label", "end"))
-    ordered = sorted(points, key=lambda p: _as_datetime(p.at))
     if ordered:
         start, end = _as_datetime(ordered[0].at), _as_datetime(ordered[-1].at)
         span = (end - start).total_seconds() or 1.0
@@ -248,16 +338,7 @@ def line_chart(
             frame.parts.append(_text(left + plot_w, height - 8, _day(ordered[-1].at), "chart-tick", "end"))
     else:
         frame.parts.append(_text(left + 8, top + plot_h / 2, "No readings yet.", "chart-empty"))
-    rows = [(_day(p.at), f"{_num(p.value)} {unit}".strip()) for p in ordered]
-    summary = f"{len(ordered)} readings" + (f"; latest {rows[-1][1]}" if rows else "")
-    if target is not None:
-        summary += f"; target {_num(target)} {unit}".rstrip()
-    return Chart(
-        svg=_svg(frame, title=title, desc=desc or summary, css_class="chart-line-chart"),
-        title=title,
-        headers=("measured", "value"),
-        rows=rows,
-    )
+    return frame
 
 
 def _nice_range(low: float, high: float, *, non_negative: bool) -> tuple[float, float, float]:
