@@ -19,6 +19,7 @@ from handover.api.views import (
 from operations.api.views import KpiViewSet, ServiceViewSet, TeamViewSet
 from projects.api.views import ProjectViewSet
 
+from . import web
 from .api import api_not_found
 from .views import healthz
 
@@ -54,9 +55,10 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),
     # The web UI: Django's own sign-in, sign-out (POST) and password change, with the templates in
     # config/templates/registration/; then the pages of each app.
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    # Sign-in and password change answer a form with errors with 400 (config.web), like every form of the UI.
+    path("accounts/login/", web.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("accounts/password/", auth_views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/password/", web.PasswordChangeView.as_view(), name="password_change"),
     path("accounts/password/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path("", handover_views.home, name="home"),
     path("", include("handover.urls")),

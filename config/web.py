@@ -4,6 +4,10 @@ A view never decides a rule. It parses the request with a Django form (types onl
 service, and shows what the service said. ``ServiceForm.run`` does that last part: a refusal for lack of role
 (``NotPermitted``) becomes the 403 page, any other ``DomainError`` is shown next to the field it names, or at the
 top of the form.
+
+A form that comes back with errors is answered with a 4xx, never a 200 (``error_status``): 400 for input the form
+or the service could not accept, 409 when the object's state or a gate refused the move (as the API does). The
+page's htmx configuration (``base.html``) swaps those answers in place, so the errors appear next to the fields.
 """
 
 import re
@@ -12,10 +16,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from django import forms
+from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
-from .errors import DomainError, NotPermitted
+from .errors import Conflict, DomainError, IllegalTransition, NotPermitted
+
+# The status of a page that shows a form's errors: the input was refused (400), or the state refused the move (409).
+INVALID = 400
+REFUSED = 409
 
 
 class ServiceForm(forms.Form):
@@ -44,6 +53,40 @@ class ServiceForm(forms.Form):
         self.domain_error = error
         name = self.field_aliases.get(error.field or "", error.field)
         self.add_error(name if name in self.fields else None, error.message)
+
+    @property
+    def error_status(self) -> int:
+        """409 when the service refused the move for the object's state (or a lost update), else 400."""
+        return REFUSED if isinstance(self.domain_error, IllegalTransition | Conflict) else INVALID
+
+
+def error_status(*forms_shown) -> int:
+    """The status of a page re-shown with the errors of ``forms_shown`` (forms or formsets)."""
+    for form in forms_shown:
+        status = getattr(form, "error_status", None)
+        if status is not None and getattr(form, "domain_error", None) is not None:
+            return status
+    return INVALID
+
+
+# --------------------------------------------------------------------------------------------- signing in
+
+
+class InvalidFormIs400:
+    """Django's auth views answer a form with errors with 200; the product answers every refused form with 400."""
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        response.status_code = INVALID
+        return response
+
+
+class LoginView(InvalidFormIs400, auth_views.LoginView):
+    redirect_authenticated_user = True
+
+
+class PasswordChangeView(InvalidFormIs400, auth_views.PasswordChangeView):
+    pass
 
 
 _INDEXED = re.compile(r"^(?P<list>\w+)\[(?P<index>\d+)\]\.(?P<field>\w+)$")

@@ -103,7 +103,8 @@ class ConditionForm(forms.Form):
         return not (data.get("text") or "").strip() and data.get("owner") is None and data.get("due_date") is None
 
 
-ConditionFormSet = forms.formset_factory(ConditionForm, extra=3, max_num=10, absolute_max=10)
+# One empty row to start with; "Add another condition" brings one more each time, up to ten.
+ConditionFormSet = forms.formset_factory(ConditionForm, extra=1, max_num=10, absolute_max=10)
 
 
 class AcceptWithConditionsForm(ServiceForm):

@@ -292,13 +292,15 @@ def item_actions(item: ChecklistItem, handover: Handover, roles: HandoverRoles) 
     """The moves on ``item`` to offer now: ``complete``, ``verify``, ``send_back``, ``waive``,
     ``approve_waiver``, ``not_applicable``, ``reopen``, ``evidence``, ``comment``."""
     status = handover.status
-    checklist_open = status in OPEN_STATUSES
-    project_side_acts = status in _PROJECT_SIDE_ACTS
+    # _require_open: an open status, and a project still running (a final project's handover is frozen).
+    checklist_open = status in OPEN_STATUSES and not handover.project.is_final
+    project_side_acts = checklist_open and status in _PROJECT_SIDE_ACTS
     work, verify = can_work_item_as(item, roles), can_verify_item_as(item, roles)
     actions: set[str] = set()
     if roles.participant:
         actions.add("comment")
-    if (work or verify) and checklist_open:
+    # evidence_add: a verifier while the checklist is open; the project side only while it may act.
+    if (verify and checklist_open) or (work and project_side_acts):
         actions.add("evidence")
     side_may_act = checklist_open if item.side == Side.OPERATIONS else project_side_acts
     if item.status == ItemStatus.OPEN and work and side_may_act:
@@ -316,12 +318,13 @@ def item_actions(item: ChecklistItem, handover: Handover, roles: HandoverRoles) 
         actions.add("not_applicable")
     if roles.owner and checklist_open and item.status == ItemStatus.WAIVED and item.waiver_approved_by_id is None:
         actions.add("approve_waiver")
-    if item.status != ItemStatus.OPEN:
-        if roles.owner:
+    # item_reopen: the owner any item; the team its own operations-side done work; the project side its own
+    # done work, the manager any waiver or not-applicable; nobody but the owner undoes a verification.
+    if item.status != ItemStatus.OPEN and may_attempt_item_move("reopen", item, roles):
+        if roles.owner or item.side == Side.OPERATIONS and item.status == ItemStatus.DONE:
             reopen = checklist_open
         else:
-            takes_back = roles.manager or (item.status == ItemStatus.DONE and work)
-            reopen = takes_back and item.status != ItemStatus.VERIFIED and project_side_acts
+            reopen = project_side_acts
         if reopen:
             actions.add("reopen")
     return frozenset(actions)
@@ -336,7 +339,7 @@ def handover_actions(handover: Handover, roles: HandoverRoles) -> frozenset[str]
         actions.add("comment")
     if roles.manager and not handover.project.is_final and status in _PROJECT_SIDE_ACTS:
         actions.add("submit")
-    if roles.owner and status == HandoverStatus.SUBMITTED:
+    if roles.owner and status == HandoverStatus.SUBMITTED and not handover.project.is_final:
         actions.update({"accept", "accept_with_conditions", "return"})
     if roles.owner and HandoverStatus.HYPERCARE in HANDOVER_TRANSITIONS[status]:
         actions.add("start_hypercare")
@@ -382,9 +385,10 @@ def may_attempt_item_move(action: str, item: ChecklistItem, roles: HandoverRoles
         return roles.owner or roles.manager
     if action == "approve_waiver":
         return roles.owner
-    if action == "reopen":  # the project side may take back its own work, never undo a verification
-        takes_back = roles.manager or (item.status == ItemStatus.DONE and work)
-        return roles.owner or (takes_back and item.status != ItemStatus.VERIFIED)
+    if action == "reopen":  # each side takes back its own done work; only the owner undoes a verification
+        own_work = item.status == ItemStatus.DONE and work
+        planned = item.status in (ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE) and roles.manager
+        return roles.owner or own_work or planned
     if action == "evidence":
         return work or verify
     if action == "comment":

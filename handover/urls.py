@@ -1,15 +1,21 @@
 """Web pages of the handover app (the API is under config.urls ``api/v1/``)."""
 
+from django.templatetags.static import static
 from django.urls import path
+from django.views.generic import RedirectView
 
 from . import views
 
 app_name = "handover"
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico on pages that link no icon (the admin's, a raw error page): the product's icon.
+    path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True), name="favicon"),
     path("portfolio/", views.board, name="board"),
     path("notifications/", views.notifications, name="notifications"),
     path("notifications/read/", views.notifications_read, name="notifications-read"),
+    # Following a notification marks it read, then goes to the handover's page (handover:detail).
+    path("notifications/<int:pk>/", views.notification_open, name="notification-open"),
     path("projects/<int:pk>/plan-handover/", views.plan_handover, name="plan"),
     path("handovers/<int:pk>/", views.handover_detail, name="detail"),
     path("handovers/<int:pk>/accept-with-conditions/", views.accept_with_conditions, name="accept-with-conditions"),

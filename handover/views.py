@@ -1,10 +1,13 @@
 """The web pages of handovers: home, the portfolio board, a handover and its checklist, stall flags, notifications.
 
 Every page reads through the selectors and every button calls a service; nothing here decides a rule. What a page
-offers comes from ``handover.selectors`` (``item_actions``, ``handover_actions``, ``stall_flag_actions``...), and
-the service still refuses what is not allowed: ``NotPermitted`` becomes the 403 page, any other refusal is shown
-next to its field. The project and team pages live in their own apps; their handover sections are contributed
-from here (``register_section``), since those apps never import handover.
+offers comes from ``handover.selectors`` (``item_actions``, ``handover_actions``, ``stall_flag_actions``...); a
+move its gate blocks is shown disabled with the gate's words (``handover_gates``). A POST first checks the role the
+move asks for (``may_attempt_*``: 403 before the form is even read), then the service decides: ``NotPermitted``
+becomes the 403 page, any other refusal is shown next to its field with a 400 (input) or 409 (state) status.
+
+The project and team pages live in their own apps; their handover sections are contributed from here
+(``register_section``), since those apps never import handover.
 
 List pages load rows with ``select_related`` / ``prefetch_related`` and compute readiness from the prefetched
 items, so that their query count does not grow with the rows they show (``tests/ui/test_views.py``).
@@ -12,7 +15,7 @@ items, so that their query count does not grow with the rows they show (``tests/
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from django.contrib import messages
@@ -20,16 +23,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import F, Prefetch, Q
-from django.http import Http404
+from django.db.models import Count, F, Min, Prefetch, Q
+from django.http import Http404, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from config.charts import Bar, Column, column_chart, horizontal_bars, meter
-from config.web import ServiceForm, indexed_error_field, register_section
+from config.web import ServiceForm, error_status, indexed_error_field, register_section
 from operations.models import OperationsTeam, Service
 from projects.choices import FINAL_STAGES, STAGE_ORDER, Stage
 from projects.models import Project
@@ -77,6 +80,7 @@ from .selectors import (
     can_mark_condition_met,
     decision_times_by_team,
     handover_actions,
+    handover_gates,
     handover_is_overdue,
     handover_roles,
     handovers_visible_to,
@@ -84,6 +88,9 @@ from .selectors import (
     item_actions,
     items_awaiting_verification_by,
     items_sent_back_to,
+    may_act_on_flag,
+    may_attempt_handover_move,
+    may_attempt_item_move,
     operations_handovers,
     readiness_from_items,
     stall_flag_actions,
@@ -102,6 +109,12 @@ def _readiness_items() -> Prefetch:
             "id", "handover_id", "risk", "mandatory", "status", "waiver_approved_by_id"
         ),
     )
+
+
+def _team_members(path: str) -> Prefetch:
+    """The members of the teams on ``path``, read once: each flag's acknowledge/snooze offer asks whether the user
+    is on the receiving team (``is_team_member`` answers from this prefetch instead of a query per flag)."""
+    return Prefetch(path, queryset=User.objects.only("pk"))
 
 
 def _open_flags() -> Prefetch:
@@ -187,7 +200,7 @@ def readiness_chart(readiness: Readiness, *, title: str = "Readiness per risk"):
         for label, r in [(risk.label, readiness.by_risk[risk.value]) for risk in Risk]
         + [("Overall", readiness.overall)]
     ]
-    return type(chart)(svg=chart.svg, title=chart.title, headers=("risk", "mandatory items"), rows=rows)
+    return replace(chart, headers=("risk", "mandatory items"), rows=rows)
 
 
 def _visible_handover(request, pk: int) -> Handover:
@@ -237,7 +250,9 @@ def home(request):
             resolved_at__isnull=True,
             handover__project__manager=user,
             handover__in=handovers_visible_to(user).values("pk"),
-        ).select_related("handover__project", "handover__receiving_team", "acknowledged_by", "snoozed_by")
+        )
+        .select_related("handover__project", "handover__receiving_team", "acknowledged_by", "snoozed_by")
+        .prefetch_related(_team_members("handover__receiving_team__members"))
     )
 
     teams = list(OperationsTeam.objects.filter(Q(lead=user) | Q(members=user)).distinct().order_by("name"))
@@ -253,14 +268,13 @@ def home(request):
     context["to_decide"] = [
         h for h in incoming if h.status == HandoverStatus.SUBMITTED and is_operations_owner(h, user)
     ]
-    context["to_verify"] = list(
-        items_awaiting_verification_by(user).select_related("handover__project", "done_by").order_by("done_at")[:50]
-    )
+    context["verify_groups"] = _verification_groups(user)
     incoming_ids = [h.pk for h in incoming]
     operations_flags = list(
         StallFlag.objects.filter(resolved_at__isnull=True, handover_id__in=incoming_ids)
         .exclude(pk__in=[f.pk for f in manager_flags])
         .select_related("handover__project", "handover__receiving_team", "acknowledged_by", "snoozed_by")
+        .prefetch_related(_team_members("handover__receiving_team__members"))
     )
     context["manager_flags"] = [_flag_card(request, flag) for flag in manager_flags]
     context["operations_flags"] = [_flag_card(request, flag) for flag in operations_flags]
@@ -274,6 +288,35 @@ def home(request):
     if not (context["is_manager"] or context["is_operations"]):
         context["stage_chart"] = _stage_chart(list(Project.objects.visible_to(user).values_list("stage", flat=True)))
     return render(request, "handover/home.html", context)
+
+
+# How many handovers the home page's "waiting for verification" lists, and how many item titles under each.
+VERIFY_GROUPS, VERIFY_TITLES = 20, 3
+
+
+def _verification_groups(user) -> list[dict]:
+    """Done items waiting for ``user``'s verification, one entry per handover (its count, the oldest, a few titles),
+    so that a handover with forty items done reads as one line (two queries, whatever the number of items)."""
+    waiting = items_awaiting_verification_by(user).order_by()
+    groups = list(
+        waiting.values("handover_id", code=F("handover__project__code"), name=F("handover__project__name"))
+        .annotate(count=Count("id", distinct=True), oldest=Min("done_at"))
+        .order_by("oldest", "handover_id")[:VERIFY_GROUPS]
+    )
+    if not groups:
+        return []
+    titles: dict[int, list[str]] = defaultdict(list)
+    for handover_id, title in (
+        waiting.filter(handover_id__in=[g["handover_id"] for g in groups])
+        .order_by("handover_id", "done_at", "position", "id")
+        .values_list("handover_id", "title")
+    ):
+        if len(titles[handover_id]) < VERIFY_TITLES:
+            titles[handover_id].append(title)
+    for group in groups:
+        group["titles"] = titles[group["handover_id"]]
+        group["more"] = group["count"] - len(group["titles"])
+    return groups
 
 
 def _stage_chart(stages: list[str], href: Callable[[Stage], str] | None = None):
@@ -361,6 +404,12 @@ ITEM_FORMS: dict[str, type[ServiceForm]] = {
 }
 
 
+# The item moves that mean "this waits on you" on a mandatory item (optional ones block nothing): the page opens
+# the risk groups holding such items, and its filter "only what needs me" (``?needs=me``) keeps just them.
+NEEDS_YOU = frozenset({"complete", "verify", "approve_waiver"})
+NEEDS_ME_PARAM = ("needs", "me")
+
+
 @dataclass
 class ItemRow:
     """One checklist item as the page shows it: what the user may do with it, and the forms to do it."""
@@ -371,6 +420,12 @@ class ItemRow:
     comments: list[Comment]
     open_action: str = ""
     flash: str = ""
+    # The errors of a posted move that the row no longer offers (the item moved on meanwhile), shown on the row.
+    refusals: list[str] = field(default_factory=list)
+
+    @property
+    def needs_you(self) -> bool:
+        return self.item.mandatory and bool(self.actions & NEEDS_YOU)
 
 
 def _item_prefix(item_pk: int, action: str) -> str:
@@ -399,9 +454,21 @@ def _participants(handover: Handover) -> list:
     )
 
 
-def _condition_formset(handover: Handover, data=None):
+def _condition_formset(handover: Handover, data=None, *, initial=None):
     owners = _participants(handover)
-    return ConditionFormSet(data, prefix="conditions", form_kwargs={"owners": owners})
+    return ConditionFormSet(data, prefix="conditions", initial=initial, form_kwargs={"owners": owners})
+
+
+CONDITION_FIELDS = ("text", "owner", "due_date")
+
+
+def _posted_conditions(data: QueryDict) -> list[dict]:
+    """The condition rows as posted, raw, to show again with one more empty row ("Add another condition")."""
+    try:
+        total = min(int(data.get("conditions-TOTAL_FORMS", "0")), ConditionFormSet.absolute_max)
+    except ValueError:
+        total = 0
+    return [{name: data.get(f"conditions-{index}-{name}", "") for name in CONDITION_FIELDS} for index in range(total)]
 
 
 def _flag_card(request, flag: StallFlag, bound: Bound | None = None) -> dict:
@@ -420,9 +487,10 @@ def _flag_card(request, flag: StallFlag, bound: Bound | None = None) -> dict:
     return {"flag": flag, "actions": actions, "forms": forms}
 
 
-def _handover_context(request, handover: Handover, bound: Bound | None = None) -> dict:
+def _handover_context(request, handover: Handover, bound: Bound | None = None, *, awc_open: bool = False) -> dict:
     """Everything the handover page shows, in a fixed number of queries whatever the checklist's length."""
     bound = bound or Bound()
+    needs_me_only = request.GET.get(NEEDS_ME_PARAM[0]) == NEEDS_ME_PARAM[1]
     user = request.user
     today = timezone.localdate()
     roles = handover_roles(handover, user)
@@ -444,6 +512,7 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None) -
             for action in sorted(actions)
         }
         open_action = next((action for (pk, action) in bound.items if pk == item.pk), "")
+        refusals = _messages(bound.items[(item.pk, open_action)]) if open_action and open_action not in actions else []
         rows.append(
             ItemRow(
                 item=item,
@@ -452,19 +521,29 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None) -
                 comments=comments_by_item[item.pk],
                 open_action=open_action,
                 flash=bound.flash.get(item.pk, ""),
+                refusals=refusals,
             )
         )
     readiness = readiness_from_items(items)
-    groups = [
-        {
-            "risk": risk,
-            "rows": [row for row in rows if row.item.risk == risk.value],
-            "readiness": readiness.by_risk[risk.value],
-            "verified": _percent(readiness.by_risk[risk.value].verified_ratio),
-            "done": _percent(readiness.by_risk[risk.value].done_ratio),
-        }
-        for risk in Risk
-    ]
+    groups = []
+    for risk in Risk:
+        risk_rows = [row for row in rows if row.item.risk == risk.value]
+        needing = [row for row in risk_rows if row.needs_you]
+        shown = needing if needs_me_only else risk_rows
+        groups.append(
+            {
+                "risk": risk,
+                "rows": shown,
+                "total": len(risk_rows),
+                "hidden": len(risk_rows) - len(shown),
+                "needs_you": len(needing),
+                # Open what waits on the viewer, and what a move just touched (an error to read, a flash).
+                "open": needs_me_only or bool(needing) or any(row.open_action or row.flash for row in risk_rows),
+                "readiness": readiness.by_risk[risk.value],
+                "verified": _percent(readiness.by_risk[risk.value].verified_ratio),
+                "done": _percent(readiness.by_risk[risk.value].done_ratio),
+            }
+        )
 
     actions = handover_actions(handover, roles)
     forms: dict[str, object] = {}
@@ -477,6 +556,7 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None) -
             prefix="awc"
         )
         forms["conditions"] = bound.handover.get("conditions") or _condition_formset(handover)
+        awc_open = awc_open or "accept_with_conditions" in bound.handover
     if "return" in actions:
         sendable = [item for item in items if item.status in (ItemStatus.DONE, ItemStatus.VERIFIED)]
         forms["return"] = bound.handover.get("return") or ReturnForm(prefix="return", items=sendable)
@@ -488,9 +568,18 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None) -
         forms["cancel"] = bound.handover.get("cancel") or CancelForm(prefix="cancel")
     if "comment" in actions:
         forms["comment"] = bound.handover.get("comment") or CommentForm(prefix="comment")
+    # A posted move the page no longer offers (its state moved on): its refusal is shown above the moves.
+    refusals = [
+        message
+        for name, form in bound.handover.items()
+        if name != "conditions" and name not in forms
+        for message in _messages(form)
+    ]
 
-    open_mandatory = readiness.overall.applicable - readiness.overall.done
-    unverified_mandatory = readiness.overall.applicable - readiness.overall.verified
+    # A move the user may make but a gate blocks is shown disabled with the gate's words, as the project page does.
+    gates = {move: message for move, message in handover_gates(items).items() if move in actions}
+    if "accept" in actions and "accept" in gates:
+        gates["accept_with_conditions"] = gates["accept"]
     decisions = list(
         handover.decisions.select_related("decided_by").prefetch_related(
             Prefetch("conditions", queryset=Condition.objects.select_related("owner"))
@@ -504,7 +593,7 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None) -
         if condition.may_mark_met:
             condition.form = bound.conditions.get(condition.pk) or ConditionMetForm(prefix=f"c{condition.pk}")
     titles = {item.pk: item.title for item in items}
-    activity = list(handover.activity.select_related("actor").order_by("-created_at", "-id")[:100])
+    activity = list(handover.activity.select_related("actor").order_by("-created_at", "-id")[:ACTIVITY_SHOWN])
     for entry in activity:
         entry.item_title = titles.get(entry.item_id or 0, "")
         entry.from_label = STATE_LABELS.get(entry.from_state, entry.from_state)
@@ -522,17 +611,28 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None) -
         "rows_by_id": {row.item.pk: row for row in rows},
         "readiness": readiness,
         "readiness_chart": readiness_chart(readiness),
-        "open_mandatory": open_mandatory,
-        "unverified_mandatory": unverified_mandatory,
         "actions": actions,
+        "refusals": refusals,
+        "gates": gates,
         "forms": forms,
+        "awc_open": awc_open,
+        "conditions_full": "conditions" in forms and forms["conditions"].total_form_count() >= ConditionFormSet.max_num,
+        "needs_me_only": needs_me_only,
+        "needs_you": sum(group["needs_you"] for group in groups),
         "decisions": decisions,
         "conditions": conditions,
-        "activity": activity,
+        "activity": activity[:ACTIVITY_RECENT],
+        "activity_earlier": activity[ACTIVITY_RECENT:],
+        "activity_total": len(activity),
+        "activity_capped": len(activity) == ACTIVITY_SHOWN,
         "handover_comments": comments_by_item[None],
         "open_flags": [_flag_card(request, f, bound) for f in flags if f.resolved_at is None],
         "resolved_flags": [f for f in flags if f.resolved_at is not None],
     }
+
+
+# The activity log shows its latest entries, the earlier ones (up to ACTIVITY_SHOWN in all) behind a disclosure.
+ACTIVITY_RECENT, ACTIVITY_SHOWN = 12, 100
 
 
 def _snapshot_view(snapshot: dict) -> dict:
@@ -562,16 +662,29 @@ def _snapshot_view(snapshot: dict) -> dict:
         }
         for item in snapshot.get("items", [])
     ]
+    # Which items a return sent back, with its reason (recorded by handover_return; older snapshots lack it).
+    sent_back = [
+        {"id": entry.get("id"), "title": entry.get("title", ""), "reason": entry.get("reason", "")}
+        for entry in snapshot.get("sent_back") or []
+        if isinstance(entry, dict)
+    ]
     return {
         "status": snapshot.get("status"),
         "target_date": snapshot.get("target_date"),
         "risks": risks,
         "items": items,
+        "sent_back": sent_back,
     }
 
 
-def _handover_page(request, handover: Handover, bound: Bound | None = None, *, status: int = 200):
-    return render(request, "handover/handover_detail.html", _handover_context(request, handover, bound), status=status)
+def _messages(form) -> list[str]:
+    """Every error of a bound form, as text."""
+    return [str(message) for messages in form.errors.values() for message in messages]
+
+
+def _handover_page(request, handover: Handover, bound: Bound | None = None, *, status: int = 200, **options):
+    context = _handover_context(request, handover, bound, **options)
+    return render(request, "handover/handover_detail.html", context, status=status)
 
 
 @login_required
@@ -637,6 +750,24 @@ HANDOVER_MOVES: dict[str, HandoverMove] = {
 }
 
 
+def _require_move_role(handover: Handover, user, name: str) -> None:
+    """403 before the form is read when the user does not hold the role the move asks for."""
+    if not may_attempt_handover_move(name, handover_roles(handover, user)):
+        raise PermissionDenied(f"{MOVE_NAMES.get(name, 'This move').capitalize()} is not yours to do on this handover.")
+
+
+MOVE_NAMES = {
+    "submit": "submitting",
+    "accept": "accepting",
+    "accept_with_conditions": "accepting with conditions",
+    "return": "returning",
+    "start_hypercare": "starting hypercare",
+    "complete": "completing",
+    "cancel": "cancelling",
+    "comment": "commenting",
+}
+
+
 @login_required
 @require_POST
 def handover_move(request, pk: int, action: str):
@@ -646,19 +777,31 @@ def handover_move(request, pk: int, action: str):
     if move is None:
         raise Http404("No such action.")
     handover = _visible_handover(request, pk)
+    _require_move_role(handover, request.user, name)
     form = move.form(handover, request.POST)
     if form.is_valid() and form.run(move.call, handover, request.user, form.cleaned_data):
         messages.success(request, move.done)
         anchor = "#comments" if name == "comment" else ""
         return redirect(reverse("handover:detail", args=[handover.pk]) + anchor)
-    return _handover_page(request, handover, Bound(handover={name: form}))
+    return _handover_page(request, handover, Bound(handover={name: form}), status=error_status(form))
 
 
 @login_required
 @require_POST
 def accept_with_conditions(request, pk: int):
-    """Accept with conditions: a note and a small formset of conditions (text, owner, due date)."""
+    """Accept with conditions: a note and a formset of conditions (text, owner, due date).
+
+    "Add another condition" posts the same form with ``add_condition``: the page comes back with the rows as typed
+    and one more empty row (no JavaScript needed; with htmx only the rows are swapped).
+    """
     handover = _visible_handover(request, pk)
+    _require_move_role(handover, request.user, "accept_with_conditions")
+    if "add_condition" in request.POST:
+        form = AcceptWithConditionsForm(prefix="awc", initial={"note": request.POST.get("awc-note", "")})
+        formset = _condition_formset(handover, initial=_posted_conditions(request.POST))
+        formset.forms[-1].fields["text"].widget.attrs["autofocus"] = True  # the row just added
+        bound = Bound(handover={"accept_with_conditions": form, "conditions": formset})
+        return _handover_page(request, handover, bound, awc_open=True)
     form = AcceptWithConditionsForm(request.POST, prefix="awc")
     formset = _condition_formset(handover, request.POST)
     if form.is_valid() and formset.is_valid():
@@ -682,7 +825,8 @@ def accept_with_conditions(request, pk: int):
             messages.success(request, f"Handover accepted with {len(conditions)} condition(s).")
             return redirect("handover:detail", pk=handover.pk)
         _spread_condition_errors(form, given)
-    return _handover_page(request, handover, Bound(handover={"accept_with_conditions": form, "conditions": formset}))
+    bound = Bound(handover={"accept_with_conditions": form, "conditions": formset})
+    return _handover_page(request, handover, bound, status=error_status(form))
 
 
 def _spread_condition_errors(form: AcceptWithConditionsForm, given: list) -> None:
@@ -750,26 +894,48 @@ def item_action(request, pk: int, action: str):
         ),
         pk=pk,
     )
+    if not may_attempt_item_move(name, item, handover_roles(item.handover, request.user)):
+        raise PermissionDenied(f"{ITEM_MOVE_NAMES[name].capitalize()} is not yours to do on this item.")
     form = ITEM_FORMS[name](request.POST, prefix=_item_prefix(item.pk, name))
     done = form.is_valid() and form.run(ITEM_CALLS[name], item, request.user, form.cleaned_data)
     bound = Bound(flash={item.pk: ITEM_DONE[name]}) if done else Bound(items={(item.pk, name): form})
+    status = 200 if done else error_status(form)
     if request.htmx:
         handover = _visible_handover(request, item.handover_id)
         context = _handover_context(request, handover, bound)
         context["row"] = context["rows_by_id"][item.pk]
-        return render(request, "handover/_item_response.html", context)
+        return render(request, "handover/_item_response.html", context, status=status)
     if done:
         messages.success(request, f"{item.title}: {ITEM_DONE[name]}")
         return redirect(reverse("handover:detail", args=[item.handover_id]) + f"#item-{item.pk}")
-    return _handover_page(request, _visible_handover(request, item.handover_id), bound)
+    return _handover_page(request, _visible_handover(request, item.handover_id), bound, status=status)
+
+
+ITEM_MOVE_NAMES = {
+    "complete": "completing",
+    "verify": "verifying",
+    "send_back": "sending back",
+    "waive": "waiving",
+    "approve_waiver": "approving the waiver",
+    "not_applicable": "marking it not applicable",
+    "reopen": "reopening",
+    "evidence": "adding evidence",
+    "comment": "commenting",
+}
 
 
 @login_required
 @require_POST
 def condition_met(request, pk: int):
     condition = get_object_or_404(
-        Condition.objects.filter(handover__in=handovers_visible_to(request.user).values("pk")), pk=pk
+        Condition.objects.filter(handover__in=handovers_visible_to(request.user).values("pk")).select_related(
+            "handover__receiving_team"
+        ),
+        pk=pk,
     )
+    # condition_mark_met's role: the condition's owner or the operations owner (403 before the form is read).
+    if not (condition.owner_id == request.user.pk or is_operations_owner(condition.handover, request.user)):
+        raise PermissionDenied("Only the condition's owner or the operations owner may mark it met.")
     form = ConditionMetForm(request.POST, prefix=f"c{condition.pk}")
     if form.is_valid() and form.run(
         hs.condition_mark_met, condition=condition, by=request.user, note=form.cleaned_data["note"]
@@ -777,7 +943,7 @@ def condition_met(request, pk: int):
         messages.success(request, "Condition marked met.")
         return redirect(reverse("handover:detail", args=[condition.handover_id]) + "#conditions")
     handover = _visible_handover(request, condition.handover_id)
-    return _handover_page(request, handover, Bound(conditions={condition.pk: form}))
+    return _handover_page(request, handover, Bound(conditions={condition.pk: form}), status=error_status(form))
 
 
 # ------------------------------------------------------------------------------------------- stall flags
@@ -797,6 +963,8 @@ def stall_action(request, pk: int, action: str):
         ),
         pk=pk,
     )
+    if not may_act_on_flag(flag, request.user):
+        raise PermissionDenied("Only the operations owner or the receiving team's lead may act on a stall flag.")
     form_class, suffix = STALL_FORMS[action]
     form = form_class(request.POST, prefix=f"f{flag.pk}-{suffix}")
     done = False
@@ -816,12 +984,14 @@ def stall_action(request, pk: int, action: str):
     bound = Bound() if done else Bound(flags={(flag.pk, action): form})
     card = _flag_card(request, flag, bound)
     card["flash"] = ("Acknowledged." if action == "acknowledge" else "Snoozed.") if done else ""
+    status = 200 if done else error_status(form)
+    context = {"card": card, "next": _safe_next(request, "")}
     if request.htmx:
-        return render(request, "handover/_stall_flag.html", {"card": card, "next": _safe_next(request, "")})
+        return render(request, "handover/_stall_flag.html", context, status=status)
     if done:
         messages.success(request, f"Stall flag {card['flash'].lower().rstrip('.')}.")
         return redirect(_safe_next(request, reverse("handover:detail", args=[flag.handover_id]) + "#stalls"))
-    return render(request, "handover/stall_flag.html", {"card": card, "next": _safe_next(request, "")})
+    return render(request, "handover/stall_flag.html", context, status=status)
 
 
 # ---------------------------------------------------------------------------------------- notifications
@@ -837,6 +1007,23 @@ def notifications(request):
     )
     page = Paginator(inbox, 50).get_page(request.GET.get("page"))
     return render(request, "handover/notifications.html", {"nav": "notifications", "page": page})
+
+
+@login_required
+@require_GET
+def notification_open(request, pk: int):
+    """Follow a notification: mark it read and go to its handover's page (404 for someone else's notification)."""
+    notification = get_object_or_404(
+        Notification.objects.filter(recipient=request.user, channel=Channel.IN_APP).select_related("flag"), pk=pk
+    )
+    if notification.read_at is None:
+        outbox.notifications_mark_read(user=request.user, ids=[notification.pk])
+    handover_id = notification.flag.handover_id
+    if not handovers_visible_to(request.user).filter(pk=handover_id).exists():
+        # No longer visible (a project made confidential): the inbox, not a 404 for a link we offered.
+        messages.info(request, "That handover is no longer visible to you.")
+        return redirect("handover:notifications")
+    return redirect(reverse("handover:detail", args=[handover_id]) + "#stalls")
 
 
 @login_required
@@ -877,7 +1064,7 @@ def plan_handover(request, pk: int):
     project = get_object_or_404(Project.objects.visible_to(request.user).select_related("receiving_team"), pk=pk)
     if not can_manage(project, request.user):
         raise PermissionDenied("Only the project manager or an administrator may prepare a handover.")
-    form = _plan_form(project, request.POST or None)
+    form = _plan_form(project, request.POST if request.method == "POST" else None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         if form.run(
@@ -892,7 +1079,9 @@ def plan_handover(request, pk: int):
         ):
             messages.success(request, "Handover planned: the checklist is ready.")
             return redirect("handover:detail", pk=form.result.pk)
-    return render(request, "handover/plan_handover.html", {"project": project, "form": form, "nav": "board"})
+    status = error_status(form) if request.method == "POST" else 200
+    context = {"project": project, "form": form, "nav": "board"}
+    return render(request, "handover/plan_handover.html", context, status=status)
 
 
 # ------------------------------------------------------------------------------ sections of other pages
@@ -922,12 +1111,18 @@ def project_handover_section(request, project: Project) -> dict:
     }
 
 
+# The handovers still coming to a team: not yet accepted, so the team's work on them is ahead.
+COMING = (HandoverStatus.PREPARING, HandoverStatus.SUBMITTED, HandoverStatus.RETURNED)
+LOAD_WEEKS_BACK, LOAD_WEEKS = 4, 16
+
+
 @register_section("team", "handover/sections/team_handovers.html")
 def team_handovers_section(request, team: OperationsTeam) -> dict:
-    """A team's load: handovers coming to it per week of their target date, and the live ones by target date."""
+    """A team's load: the handovers still coming to it per week of their target date, and the live ones."""
     today = timezone.localdate()
     monday = today - timedelta(days=today.weekday())
-    first, weeks = monday - timedelta(weeks=4), 16
+    first = monday - timedelta(weeks=LOAD_WEEKS_BACK)
+    after = first + timedelta(weeks=LOAD_WEEKS)
     handovers = [
         _summarise(h, today)
         for h in handovers_visible_to(request.user)
@@ -937,30 +1132,44 @@ def team_handovers_section(request, team: OperationsTeam) -> dict:
         .prefetch_related(_readiness_items(), _open_flags())
         .order_by("target_date", "id")
     ]
-    counts = [0] * weeks
-    for handover in handovers:
+    coming = [h for h in handovers if h.status in COMING]
+    counts = [0] * LOAD_WEEKS
+    for handover in coming:
         index = (handover.target_date - first).days // 7
-        if 0 <= index < weeks:
+        if 0 <= index < LOAD_WEEKS:
             counts[index] += 1
+    weeks = [first + timedelta(weeks=i) for i in range(LOAD_WEEKS)]
     columns = [
         Column(
-            label=f"{first + timedelta(weeks=i):%d %b}",
+            label=f"{week:%d %b}",
             value=count,
-            highlight=first + timedelta(weeks=i) == monday,
-            tooltip=f"Week of {first + timedelta(weeks=i):%d %b %Y}: {count} handover(s)",
+            highlight=week == monday,
+            tooltip=f"Week of {week:%d %b %Y}{' (this week)' if week == monday else ''}: {count} handover(s) due",
         )
-        for i, count in enumerate(counts)
+        for week, count in zip(weeks, counts, strict=True)
     ]
+    in_window = sum(counts)
     chart = column_chart(
         columns,
-        title=f"Handovers to {team.name} per week of their target date",
-        desc="From four weeks ago to eleven weeks ahead; the current week is highlighted. "
+        title=f"Handovers still coming to {team.name}, per week of their target date",
+        desc=f"Preparing, submitted or returned handovers by the week of their target date, from {first:%d %b} to "
+        f"{after - timedelta(days=1):%d %b %Y}; this week is marked. "
         + "; ".join(f"week of {c.label}: {_count(c.value)}" for c in columns),
-        headers=("week of", "handovers"),
+        headers=("week of", "handovers due"),
         width=640,
+        series=True,
+        marker_label="this week",
+        empty="" if in_window else f"No handover is due to {team.name} between {first:%d %b} and {after:%d %b}.",
     )
     live = [h for h in handovers if h.status != HandoverStatus.COMPLETED]
-    return {"load_chart": chart, "live": live, "completed": len(handovers) - len(live)}
+    return {
+        "load_chart": chart,
+        "coming": len(coming),
+        "earlier": sum(1 for h in coming if h.target_date < first),
+        "later": sum(1 for h in coming if h.target_date >= after),
+        "live": live,
+        "completed": len(handovers) - len(live),
+    }
 
 
 def _count(value: float) -> str:
@@ -988,6 +1197,4 @@ def decision_times_section(request, teams) -> dict:
         (t.team.name, f"{t.average_days:.1f} days on average, longest {t.longest_days:.1f}, {t.decisions} decision(s)")
         for t in times
     ]
-    return {
-        "chart": type(chart)(svg=chart.svg, title=chart.title, headers=("team", "submission to decision"), rows=rows)
-    }
+    return {"chart": replace(chart, headers=("team", "submission to decision"), rows=rows)}

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -15,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from config.charts import Point, line_chart
-from config.web import page_sections
+from config.web import error_status, page_sections
 
 from . import services as ops
 from .choices import KpiDirection, StallRule
@@ -54,7 +55,12 @@ def _kpi_chart(kpi: Kpi):
     )
 
 
-def _team_page(request, team: OperationsTeam, *, bound: dict[int, ReadingForm] | None = None):
+def _may_post_readings(team: OperationsTeam, user) -> bool:
+    """``kpi_reading_add``'s role: a member (or the lead) of the service's team, or an administrator."""
+    return user.is_staff or is_team_member(team, user)
+
+
+def _team_page(request, team: OperationsTeam, *, bound: dict[int, ReadingForm] | None = None, status: int = 200):
     bound = bound or {}
     since = timezone.now() - READINGS_WINDOW
     services = list(
@@ -71,7 +77,7 @@ def _team_page(request, team: OperationsTeam, *, bound: dict[int, ReadingForm] |
             )
         )
     )
-    may_post = request.user.is_staff or is_team_member(team, request.user)
+    may_post = _may_post_readings(team, request.user)
     for service in services:
         for kpi in service.kpis.all():
             kpi.chart = _kpi_chart(kpi)
@@ -89,7 +95,7 @@ def _team_page(request, team: OperationsTeam, *, bound: dict[int, ReadingForm] |
         "may_post": may_post,
         "sections": page_sections("team", request, team),
     }
-    return render(request, "operations/team_detail.html", context)
+    return render(request, "operations/team_detail.html", context, status=status)
 
 
 @login_required
@@ -102,6 +108,8 @@ def team_detail(request, pk: int):
 def kpi_reading_add(request, pk: int):
     """A member of the service's team posts a reading."""
     kpi = get_object_or_404(Kpi.objects.select_related("service__team__lead"), pk=pk)
+    if not _may_post_readings(kpi.service.team, request.user):
+        raise PermissionDenied("Only a member of the service's team may post a reading.")
     form = ReadingForm(request.POST, prefix=f"kpi{kpi.pk}")
     if form.is_valid() and form.run(
         ops.kpi_reading_add,
@@ -113,4 +121,4 @@ def kpi_reading_add(request, pk: int):
     ):
         messages.success(request, f"Reading of {kpi.name} recorded.")
         return redirect(reverse("operations:team", args=[kpi.service.team_id]) + f"#kpi-{kpi.pk}")
-    return _team_page(request, kpi.service.team, bound={kpi.pk: form})
+    return _team_page(request, kpi.service.team, bound={kpi.pk: form}, status=error_status(form))

@@ -1,7 +1,9 @@
 """Web pages of projects: the project page (details, stage timeline, the moves its manager may make), create, edit.
 
-The moves come from ``projects.selectors.project_moves``: a move the user may not make is not shown, a move a gate
-blocks is shown disabled with the gate's message, and ``project_transition`` still decides when it is pressed.
+The moves come from ``projects.selectors.project_moves``: a move the user may not make is not shown (and its URL
+answers 403 before reading the form), a move a gate blocks is shown disabled with the gate's message, and
+``project_transition`` still decides when it is pressed. A form with errors comes back with 400 (or 409 when the
+state refused the move), the errors next to the fields.
 Handover sections of the page are added by the handover app (``config.web.register_section``).
 """
 
@@ -14,7 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from config.errors import NotPermitted
-from config.web import page_sections
+from config.web import error_status, page_sections
 
 from . import services as ps
 from .choices import STAGE_ORDER, ProjectEventKind, Stage
@@ -58,7 +60,7 @@ def _timeline(project: Project, events: list) -> list[dict]:
     return steps
 
 
-def _project_page(request, project: Project, *, bound_move: tuple[str, MoveForm] | None = None):
+def _project_page(request, project: Project, *, bound_move: tuple[str, MoveForm] | None = None, status: int = 200):
     events = list(project.events.select_related("actor").order_by("created_at", "id"))
     moves = []
     for move in project_moves(project, request.user):
@@ -84,7 +86,7 @@ def _project_page(request, project: Project, *, bound_move: tuple[str, MoveForm]
         "overdue": project_is_overdue(project, timezone.localdate()),
         "sections": page_sections("project", request, project),
     }
-    return render(request, "projects/project_detail.html", context)
+    return render(request, "projects/project_detail.html", context, status=status)
 
 
 @login_required
@@ -97,6 +99,8 @@ def project_detail(request, pk: int):
 def project_move(request, pk: int, to: str):
     """Move the project's stage; the service checks the table, the reason, the role and the gate."""
     project = _visible_project(request, pk)
+    if not ps.can_manage(project, request.user):
+        raise PermissionDenied("Only the project manager or an administrator may move the project's stage.")
     form = MoveForm(request.POST, auto_id=f"id_move_{to}_%s")
     if form.is_valid() and form.run(
         ps.project_transition, project=project, to=to, by=request.user, reason=form.cleaned_data["reason"]
@@ -104,7 +108,7 @@ def project_move(request, pk: int, to: str):
         label = Stage(to).label if to in Stage.values else to
         messages.success(request, f"{project.code} moved to {label}.")
         return redirect("projects:detail", pk=project.pk)
-    return _project_page(request, project, bound_move=(to, form))
+    return _project_page(request, project, bound_move=(to, form), status=error_status(form))
 
 
 _DETAIL_FIELDS = (
@@ -126,7 +130,8 @@ class _EditForm(ProjectForm):
 @login_required
 def project_create(request):
     """Any signed-in user may start a project in initiation; they manage it unless an administrator names another."""
-    form = ProjectForm(request.POST or None, may_choose_manager=request.user.is_staff)
+    posted = request.POST if request.method == "POST" else None
+    form = ProjectForm(posted, may_choose_manager=request.user.is_staff)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         fields = {name: data[name] for name in _DETAIL_FIELDS if name not in ("code", "name")}
@@ -142,7 +147,9 @@ def project_create(request):
         ):
             messages.success(request, f"Project {form.result.code} created in initiation.")
             return redirect("projects:detail", pk=form.result.pk)
-    return render(request, "projects/project_form.html", {"form": form, "nav": "board", "creating": True})
+    status = error_status(form) if posted is not None else 200
+    context = {"form": form, "nav": "board", "creating": True}
+    return render(request, "projects/project_form.html", context, status=status)
 
 
 @login_required
@@ -153,7 +160,8 @@ def project_edit(request, pk: int):
         raise PermissionDenied("Only the project manager or an administrator may edit the project.")
     initial = {name: getattr(project, name) for name in _DETAIL_FIELDS}
     initial.update(manager=project.manager, members=list(project.members.all()), version=project.version)
-    form = _EditForm(request.POST or None, initial=initial, may_choose_manager=request.user.is_staff)
+    posted = request.POST if request.method == "POST" else None
+    form = _EditForm(posted, initial=initial, may_choose_manager=request.user.is_staff)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         changes = {name: data[name] for name in _DETAIL_FIELDS}
@@ -164,4 +172,6 @@ def project_edit(request, pk: int):
         ) and form.run(ps.project_set_members, project=project, by=request.user, members=list(data["members"])):
             messages.success(request, "Project saved.")
             return redirect("projects:detail", pk=project.pk)
-    return render(request, "projects/project_form.html", {"form": form, "project": project, "nav": "board"})
+    status = error_status(form) if posted is not None else 200
+    context = {"form": form, "project": project, "nav": "board"}
+    return render(request, "projects/project_form.html", context, status=status)

@@ -4,7 +4,11 @@ The pages decide which buttons to show with ``handover.selectors`` (``item_actio
 ``stall_flag_actions``, ``can_mark_condition_met``), from roles read once per page. These tests hold those reads to
 the services: for every role, item state and handover state, a move is offered exactly when its service makes it
 (each call is rolled back); a handover move may in addition be refused by its gate (the mandatory items), which the
-page shows as the service's message rather than by hiding the button.
+page shows disabled with the service's own message (``handover_gates``, compared word for word).
+
+The URLs check the role a move asks for before they read the form (``may_attempt_*``): a role refused there must be
+refused by the service too, and every ``NotPermitted`` of a service must be refused there, so that a move the user
+may never make is a 403 whatever was posted.
 """
 
 import datetime as dt
@@ -13,7 +17,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from config.errors import DomainError
+from config.errors import DomainError, NotPermitted
 from handover import services as hs
 from handover import stalls
 from handover.choices import HandoverStatus, Risk, Side, StallRule
@@ -25,8 +29,12 @@ from handover.selectors import (
     can_work_item,
     can_work_item_as,
     handover_actions,
+    handover_gates,
     handover_roles,
     item_actions,
+    may_act_on_flag,
+    may_attempt_handover_move,
+    may_attempt_item_move,
     stall_flag_actions,
 )
 
@@ -41,8 +49,8 @@ class _Undo(Exception):
     pass
 
 
-def refusal(call) -> str | None:
-    """None if the service acted (then rolled back), else the rule it refused with."""
+def refused_with(call) -> DomainError | None:
+    """None if the service acted (then rolled back), else its refusal."""
     try:
         with transaction.atomic():
             call()
@@ -50,7 +58,22 @@ def refusal(call) -> str | None:
     except _Undo:
         return None
     except DomainError as error:
-        return error.rule
+        return error
+
+
+def refusal(call) -> str | None:
+    """None if the service acted (then rolled back), else the rule it refused with."""
+    error = refused_with(call)
+    return error.rule if error else None
+
+
+def check_role_precheck(may: bool, error: DomainError | None, what: str) -> None:
+    """The URL's role check (``may``) and the service agree: what the URL refuses, the service refuses; what the
+    service refuses for lack of a role, the URL refuses."""
+    if not may:
+        assert error is not None, f"{what}: the URL refuses it, the service allowed it"
+    if isinstance(error, NotPermitted):
+        assert not may, f"{what}: the service refused {error.rule}, the URL would read the form"
 
 
 ITEM_MOVES = {
@@ -83,6 +106,7 @@ HANDOVER_MOVES = {
 }
 # Refusals that a shown button may still meet: the gate on the mandatory items, shown as the service's message.
 GATES = {"submit_mandatory_open", "accept_mandatory_unverified"}
+GATE_OF = {"submit": "submit", "accept": "accept", "accept_with_conditions": "accept"}
 
 
 def _fresh(handover: Handover) -> Handover:
@@ -104,19 +128,27 @@ def check_offers(handover: Handover, people) -> int:
             offered = item_actions(item, page_handover, roles)
             for action, move in ITEM_MOVES.items():
                 fresh = ChecklistItem.objects.select_related("handover").get(pk=item.pk)
-                rule = refusal(lambda move=move, fresh=fresh, user=user: move(fresh, user))
+                error = refused_with(lambda move=move, fresh=fresh, user=user: move(fresh, user))
+                rule = error.rule if error else None
+                what = f"{who} / {item.title} ({item.status}) / {action} on a {page_handover.status} handover"
                 assert (action in offered) == (rule is None), (
-                    f"{who} / {item.title} ({item.status}) / {action} on a {handover.status} handover: "
-                    f"offered={action in offered}, service refused with {rule}"
+                    f"{what}: offered={action in offered}, service refused with {rule}"
                 )
+                check_role_precheck(may_attempt_item_move(action, item, roles), error, what)
                 compared += 1
         offered = handover_actions(page_handover, roles)
+        gates = handover_gates(items)
         for action, move in HANDOVER_MOVES.items():
-            rule = refusal(lambda move=move, user=user: move(_fresh(handover), user))
+            error = refused_with(lambda move=move, user=user: move(_fresh(handover), user))
+            rule = error.rule if error else None
+            what = f"{who} / {action} on {page_handover.status}"
             if action in offered:
-                assert rule is None or rule in GATES, f"{who} / {action} on {handover.status}: offered, refused {rule}"
+                assert rule is None or rule in GATES, f"{what}: offered, refused {rule}"
+                if action in GATE_OF:  # the disabled button says what the service would say, word for word
+                    assert gates.get(GATE_OF[action]) == (error.message if rule in GATES else None), what
             else:
-                assert rule not in (None, *GATES), f"{who} / {action} on {handover.status}: not offered, yet allowed"
+                assert rule not in (None, *GATES), f"{what}: not offered, yet allowed"
+            check_role_precheck(may_attempt_handover_move(action, roles), error, what)
             compared += 1
     return compared
 
@@ -207,7 +239,36 @@ def test_flag_and_condition_offers_match_their_services(conditional_handover, pe
             )
             assert ("acknowledge" in offered) == (ack is None), (who, flag.rule, ack)
             assert ("snooze" in offered) == (snooze is None), (who, flag.rule, snooze)
+            may = may_act_on_flag(flag, user)
+            for call in (
+                lambda flag=flag, user=user: stalls.stall_acknowledge(flag=flag, by=user, note="Seen."),
+                lambda flag=flag, user=user: stalls.stall_snooze(flag=flag, by=user, until=later, reason="Later."),
+            ):
+                check_role_precheck(may, refused_with(call), f"{who} / {flag.rule}")
         handover = _fresh(conditional_handover)
         met = refusal(lambda user=user: hs.condition_mark_met(condition=condition, by=user))
         assert can_mark_condition_met(condition, handover, user) == (met is None), (who, met)
     assert _fresh(conditional_handover).status == HandoverStatus.ACCEPTED_WITH_CONDITIONS
+
+
+def test_the_gates_name_what_blocks_in_the_services_words(handover, manager, owner, ops_member, people):
+    """GIVEN a checklist with more than five mandatory items open WHEN the page reads its gates THEN submitting is
+    blocked with the service's message (five titles and "and N more"), and once submitted, accepting likewise."""
+    for position in range(8):
+        hs.item_add(handover=handover, by=manager, title=f"Extra {position}", risk=Risk.FAILURE)
+    items = list(handover.items.all())
+    gates = handover_gates(items)
+    error = refused_with(lambda: hs.handover_submit(handover=_fresh(handover), by=manager))
+    assert error.rule == "submit_mandatory_open"
+    assert gates["submit"] == error.message
+    assert "; and " in gates["submit"]
+
+    for item in handover.items.filter(mandatory=True):
+        hs.item_complete(item=item, by=ops_member if item.side == Side.OPERATIONS else manager, evidence_text="Done.")
+    hs.handover_submit(handover=_fresh(handover), by=manager)
+    items = list(handover.items.all())
+    gates = handover_gates(items)
+    assert "submit" not in gates
+    error = refused_with(lambda: hs.handover_accept(handover=_fresh(handover), by=owner))
+    assert gates["accept"] == error.message
+    check_offers(handover, people)
