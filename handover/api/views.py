@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.api import (
+    ETAG,
     LIST_ERRORS,
     READ_ERRORS,
     WRITE_ERRORS,
@@ -264,6 +265,7 @@ class HandoverFilter(FilterSet):
     create=extend_schema(
         request=HandoverCreateSerializer,
         responses={201: HandoverSerializer, **error_responses(400, 401, 403, 409)},
+        parameters=[ETAG],
         summary="Plan a project's handover from a template",
     ),
 )

@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from config.api import (
+    ETAG,
     LIST_ERRORS,
     ApiViewMixin,
     FilterSet,
@@ -62,7 +63,9 @@ class ProjectFilter(FilterSet):
 @extend_schema_view(
     list=extend_schema(responses={200: ProjectSerializer(many=True), **error_responses(*LIST_ERRORS)}),
     create=extend_schema(
-        request=ProjectWriteSerializer, responses={201: ProjectSerializer, **error_responses(400, 401, 403)}
+        request=ProjectWriteSerializer,
+        responses={201: ProjectSerializer, **error_responses(400, 401, 403)},
+        parameters=[ETAG],
     ),
 )
 class ProjectViewSet(

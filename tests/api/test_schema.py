@@ -147,6 +147,8 @@ def test_objects_with_a_version_document_their_etag(schema):
         assert "If-Match" in {p["name"] for p in patch["parameters"] if p["in"] == "header"}, path
         assert "412" in patch["responses"]
         assert "version" in _component(schema, patch["requestBody"])["properties"], path
+    for path in ("/api/v1/projects/", "/api/v1/handovers/"):
+        assert "ETag" in schema["paths"][path]["post"]["responses"]["201"]["headers"], path
     for path in ("/api/v1/teams/{id}/", "/api/v1/kpis/{id}/", "/api/v1/templates/{id}/"):
         patch = schema["paths"][path]["patch"]
         assert "412" not in patch["responses"], path
@@ -173,3 +175,27 @@ def test_the_docs_page_loads_nothing_from_another_host(client):
     for ref in references:
         if ref.startswith("/static/"):
             assert finders.find(ref.removeprefix("/static/")), ref
+
+
+@pytest.mark.django_db
+def test_the_browsable_api_renders_lists_objects_and_nested_lists():
+    """The strict filters, ordering and pagination also serve the HTML forms of the browsable API."""
+    from rest_framework.test import APIClient
+
+    from .test_permissions import World
+
+    w = World("admin")
+    client = APIClient()
+    client.force_login(w.user("admin"))
+    for path in (
+        "/api/v1/handovers/",
+        "/api/v1/projects/?ordering=-code",
+        f"/api/v1/handovers/{w.handover.pk}/",
+        f"/api/v1/handovers/{w.handover.pk}/items/",
+        f"/api/v1/items/{w.item.pk}/",
+    ):
+        response = client.get(path, HTTP_ACCEPT="text/html")
+        assert response.status_code == 200, (path, response.content[:300])
+        assert response["Content-Type"].startswith("text/html"), path
+    refused = client.get("/api/v1/handovers/?stauts=submitted", HTTP_ACCEPT="text/html")
+    assert refused.status_code == 400
