@@ -87,3 +87,11 @@ def test_production_settings_refuse_to_start_without_a_real_secret_key(secret):
 
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_the_suite_runs_on_the_test_settings_whatever_the_environment_says(settings):
+    """`make test` exports the local settings for the app; the suite must still run on config.settings.test
+    (pyproject's --ds), or every password would be hashed the slow way and email printed to the console."""
+    assert settings.SETTINGS_MODULE == "config.settings.test"
+    assert settings.PASSWORD_HASHERS == ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    assert settings.EMAIL_BACKEND == "django.core.mail.backends.locmem.EmailBackend"
