@@ -39,6 +39,8 @@ def _broker() -> dict:
 
         redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1).ping()
         return {"transport": "redis"}
+    if settings.CELERY_BROKER_URL.startswith("memory://"):
+        return {"transport": "memory"}  # the test suite's in-process broker
     folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} does not exist (has the worker started?)")

@@ -10,3 +10,9 @@ STORAGES = {
 }
 # No collected static files in tests; WhiteNoise would warn about the missing directory.
 STATIC_ROOT = None
+
+# Without Redis the suite publishes to kombu's in-process memory transport, never into var/celery/, where the
+# worker of a `make run` on the same checkout would pick the tests' tasks up. Tests of the real worker need Redis.
+if not REDIS_URL:  # noqa: F405
+    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
