@@ -44,6 +44,7 @@ from .models import (
     Evidence,
     Handover,
     Notification,
+    OutboxSweep,
     StallFlag,
     TemplateItem,
     WebhookDelivery,
@@ -855,8 +856,14 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 
 @admin.register(DetectionRun)
 class DetectionRunAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "finished_at", "opened", "resolved", "escalated", "reminded", "queries")
+    list_display = ("started_at", "source", "finished_at", "opened", "resolved", "escalated", "reminded", "queries")
+    list_filter = ("source",)
     date_hierarchy = "started_at"
+
+
+@admin.register(OutboxSweep)
+class OutboxSweepAdmin(ReadOnlyAdmin):
+    list_display = ("name", "finished_at", "freed")
 
 
 class WebhookForm(forms.ModelForm):
