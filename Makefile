@@ -41,7 +41,8 @@ migrate: setup
 	$(PY) manage.py collectstatic --noinput --verbosity 0
 
 # Web (gunicorn), Celery worker and Celery beat, side by side (Procfile). honcho sets PORT for each process
-# itself, so the web port travels as HANDOVER_PORT.
+# itself, so the web port travels as HANDOVER_PORT. The worker uses a thread pool: its tasks wait on the network
+# and the database, and a prefork pool whose children receive honcho's SIGTERM with it hangs on shutdown.
 run: migrate
 	@echo "Handover on http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/, health: /healthz)"
 	HANDOVER_PORT=$(PORT) $(VENV)/bin/honcho start --procfile Procfile
