@@ -321,7 +321,7 @@ def item_actions(item: ChecklistItem, handover: Handover, roles: HandoverRoles) 
     # item_reopen: the owner any item; the team its own operations-side done work; the project side its own
     # done work, the manager any waiver or not-applicable; nobody but the owner undoes a verification.
     if item.status != ItemStatus.OPEN and may_attempt_item_move("reopen", item, roles):
-        if roles.owner or item.side == Side.OPERATIONS and item.status == ItemStatus.DONE:
+        if roles.owner or (item.side == Side.OPERATIONS and item.status == ItemStatus.DONE):
             reopen = checklist_open
         else:
             reopen = project_side_acts

@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -427,6 +428,9 @@ class ItemRow:
     def needs_you(self) -> bool:
         return self.item.mandatory and bool(self.actions & NEEDS_YOU)
 
+    # Shown behind the row's "More…" (the others are its first-line moves).
+    secondary_actions = ("waive", "not_applicable", "reopen", "evidence", "comment")
+
 
 def _item_prefix(item_pk: int, action: str) -> str:
     return f"i{item_pk}-{action.replace('_', '-')}"
@@ -487,10 +491,18 @@ def _flag_card(request, flag: StallFlag, bound: Bound | None = None) -> dict:
     return {"flag": flag, "actions": actions, "forms": forms}
 
 
+def _needs_me_only(request) -> bool:
+    """``?needs=me`` on the page, or on the page an htmx move was made from (its answer keeps the page's filter)."""
+    query = request.GET
+    if request.htmx and request.htmx.current_url:
+        query = QueryDict(urlsplit(request.htmx.current_url).query)
+    return query.get(NEEDS_ME_PARAM[0]) == NEEDS_ME_PARAM[1]
+
+
 def _handover_context(request, handover: Handover, bound: Bound | None = None, *, awc_open: bool = False) -> dict:
     """Everything the handover page shows, in a fixed number of queries whatever the checklist's length."""
     bound = bound or Bound()
-    needs_me_only = request.GET.get(NEEDS_ME_PARAM[0]) == NEEDS_ME_PARAM[1]
+    needs_me_only = _needs_me_only(request)
     user = request.user
     today = timezone.localdate()
     roles = handover_roles(handover, user)
@@ -1159,11 +1171,14 @@ def team_handovers_section(request, team: OperationsTeam) -> dict:
         width=640,
         series=True,
         marker_label="this week",
-        empty="" if in_window else f"No handover is due to {team.name} between {first:%d %b} and {after:%d %b}.",
+        empty="" if in_window else "Nothing due in these weeks.",
     )
     live = [h for h in handovers if h.status != HandoverStatus.COMPLETED]
     return {
         "load_chart": chart,
+        "load_empty": f"No handover is due to {team.name} between {first:%d %b} and {after:%d %b}."
+        if not in_window
+        else "",
         "coming": len(coming),
         "earlier": sum(1 for h in coming if h.target_date < first),
         "later": sum(1 for h in coming if h.target_date >= after),
