@@ -5,10 +5,16 @@ Playwright cannot download its own browser here, so the system's Chromium is lau
 browser the tests skip with the reason; with ``CI=true`` they fail instead.
 
 Every page opened through these fixtures records console errors and uncaught page errors; a test that caused any
-fails at teardown, so a broken script or a missing static file cannot pass unnoticed.
+fails at teardown, so a broken script or a missing static file cannot pass unnoticed. A step that provokes a 4xx on
+purpose (Chromium logs every one as a console error) says so with ``console_log.expecting(...)``.
+
+The demo organisation (``demo``) is seeded and walked at fixed moments (time-machine), so that the screenshots
+written to docs/screenshots/ come out the same on every run: the same dates, the same times of day.
 """
 
 import contextlib
+import datetime as dt
+import io
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -16,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import Client
 
 from tests.conftest import skip_or_fail
@@ -34,6 +43,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 VIEWPORT = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+DEMO_PASSWORD = "handover-demo"
+# The demo is seeded at SEEDED_AT (its story dates are days before it) and walked at WALK_AT with the clock stopped,
+# so that every date and time a screenshot shows is the same on each run. A Tuesday morning.
+SEEDED_AT = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+WALK_AT = dt.datetime(2026, 12, 1, 9, 30, tzinfo=dt.UTC)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 # On the failure of a test, what each of its pages showed (var/ is not committed).
 FAILURES = Path(__file__).resolve().parents[2] / "var" / "browser-failures"
@@ -79,6 +94,8 @@ class ConsoleLog:
     """Console errors and uncaught exceptions seen on any page of one test."""
 
     errors: list[str] = field(default_factory=list)
+    expected: list[str] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
 
     def watch(self, page) -> None:
         page.on("console", lambda message: self._console(page, message))
@@ -86,9 +103,27 @@ class ConsoleLog:
 
     def _console(self, page, message) -> None:
         if message.type == "error":
+            if any(text in message.text for text in self.expected):
+                self.seen.append(message.text)
+                return
             location = message.location or {}
             where = f" ({location.get('url')}:{location.get('lineNumber')})" if location.get("url") else ""
             self.errors.append(f"{page.url}: console error: {message.text}{where}")
+
+    @contextlib.contextmanager
+    def expecting(self, text: str, page=None):
+        """A step that provokes an error on purpose (a form refused with 400 logs "Failed to load resource: the
+        server responded with a status of 400"): such messages are expected inside the block, and at least one must
+        come, so that the block proves the answer really was that status."""
+        self.expected.append(text)
+        before = len(self.seen)
+        try:
+            yield
+            if page is not None:
+                page.wait_for_function("true")  # one round trip: the console events have been delivered
+            assert len(self.seen) > before, f"expected a console error containing {text!r}"
+        finally:
+            self.expected.remove(text)
 
 
 @pytest.fixture
@@ -101,7 +136,8 @@ def console_log() -> Iterator[ConsoleLog]:
 
 @pytest.fixture
 def new_page(request, browser, live_server, console_log) -> Iterator[Callable]:
-    """``new_page(user=None)``: a page in a fresh browser context, signed in as ``user`` when one is given.
+    """``new_page(user=None, viewport=VIEWPORT)``: a page in a fresh browser context, signed in as ``user`` when one
+    is given.
 
     Each user gets a context of their own (their own cookies), so one test can switch between people the way two
     people at two desks would. Signing in injects the session cookie of Django's ``force_login``; the sign-in form
@@ -109,8 +145,8 @@ def new_page(request, browser, live_server, console_log) -> Iterator[Callable]:
     """
     contexts = []
 
-    def make(user=None):
-        context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url, locale="en-GB")
+    def make(user=None, *, viewport=VIEWPORT):
+        context = browser.new_context(viewport=viewport, base_url=live_server.url, locale="en-GB")
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
         contexts.append(context)
@@ -151,6 +187,90 @@ def page(new_page):
     return new_page()
 
 
+@pytest.fixture
+def demo(transactional_db, settings) -> Iterator[dict]:
+    """The seeded organisation with its stall flags, and a fresh project of Priya Shah's in planning for the walk,
+    with the clock stopped at WALK_AT while the test runs.
+
+    The browser keeps the cookies for the session (not until a date the stopped clock would put in the past).
+    """
+    from handover import services as hs
+    from handover.choices import TemplateKind
+    from operations.models import OperationsTeam
+    from projects import services as ps
+    from projects.choices import Stage
+
+    settings.SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+    settings.CSRF_COOKIE_AGE = None
+    user_model = get_user_model()
+    with time_machine.travel(SEEDED_AT, tick=True):  # the story's intervals need a running clock
+        quiet = io.StringIO()
+        call_command("load_templates", stdout=quiet)
+        call_command("seed_demo", password=DEMO_PASSWORD, stdout=quiet)
+        call_command("detect_stalls", stdout=quiet)
+    with time_machine.travel(WALK_AT, tick=False):
+        admin = user_model.objects.get(username="admin")
+        priya = user_model.objects.get(username="priya.shah")
+        # A short checklist, one mandatory item per risk, keeps the walk to a few clicks per step.
+        template = hs.template_create(
+            by=admin,
+            kind=TemplateKind.CUSTOM,
+            name="Browser walk",
+            items=[hs.TemplateItemSpec(key=risk, title=title, risk=risk) for risk, title in WALK_ITEMS.items()],
+        )
+        project = ps.project_create(
+            by=priya,
+            code="WALK-2026",
+            name="Field service app",
+            receiving_team=OperationsTeam.objects.get(name="IT Service Desk"),
+            planned_handover=WALK_AT.date() + dt.timedelta(days=30),
+        )
+        project = ps.project_transition(project=project, to=Stage.PLANNING, by=priya)
+        people = {u.username.split(".")[0]: u for u in user_model.objects.exclude(username="admin")}
+        yield {**people, "template": template, "project": project}
+
+
+WALK_ITEMS = {
+    "inefficiency": "Runbook walked through with the service desk",
+    "failure": "Monitoring and alerting live",
+    "adoption": "Key users trained",
+}
+
+
+# Whether anything sticks out to the right of the viewport (or left of it), outside a scrolling box. Cells of a
+# responsive table count even inside their scrolling wrapper: those must fit. The skip link and visually hidden
+# text are off-screen on purpose.
+_OVERFLOW_JS = """
+() => {
+  const width = document.documentElement.clientWidth;
+  const out = [];
+  for (const el of document.body.querySelectorAll('*')) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || (box.right <= width + 1 && box.left >= -1)) continue;
+    // Off-screen on purpose, for keyboards and screen readers (a responsive table's head, hidden on a phone).
+    if (el.closest('.skip-link, .visually-hidden, table.responsive thead')) continue;
+    let clipped = false;
+    if (!el.closest('table.responsive')) {
+      for (let p = el.parentElement; p && p !== document.body; p = p.parentElement) {
+        const o = getComputedStyle(p).overflowX;
+        if (o === 'auto' || o === 'scroll' || o === 'hidden') { clipped = true; break; }
+      }
+    }
+    if (!clipped) out.push(`${el.tagName.toLowerCase()}.${[...el.classList].join('.')} `
+      + `[${Math.round(box.left)}..${Math.round(box.right)}] "${(el.textContent || '').trim().slice(0, 30)}"`);
+  }
+  return {scrollWidth: document.documentElement.scrollWidth, width, out: out.slice(0, 12)};
+}
+"""
+
+
+def assert_fits(page) -> None:
+    """The page does not scroll sideways, and nothing sticks out of the viewport outside a scrolling box."""
+    found = page.evaluate(_OVERFLOW_JS)
+    assert found["scrollWidth"] <= found["width"], f"{page.url} scrolls sideways: {found}"
+    assert not found["out"], f"{page.url}: elements outside the viewport: {found['out']}"
+
+
 def sign_in(page, login_path: str, username: str, password: str) -> None:
     """Sign in through the form at ``login_path``, its fields and button found by their accessible names."""
     page.goto(login_path)
@@ -161,8 +281,11 @@ def sign_in(page, login_path: str, username: str, password: str) -> None:
 
 
 def screenshot(page, name: str) -> Path:
-    """A full-page screenshot in docs/screenshots/, linked from the README."""
+    """A full-page screenshot in docs/screenshots/, linked from the README: no hover, no focus ring, no caret, no
+    animation, so that the same page gives the same picture (the clock is stopped by ``demo``)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
-    page.screenshot(path=str(path), full_page=True)
+    page.mouse.move(0, 0)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    page.screenshot(path=str(path), full_page=True, animations="disabled", caret="hide")
     return path
