@@ -43,9 +43,12 @@ migrate: setup
 # Web (gunicorn), Celery worker and Celery beat, side by side (Procfile). honcho sets PORT for each process
 # itself, so the web port travels as HANDOVER_PORT. The worker uses a thread pool: its tasks wait on the network
 # and the database, and a prefork pool whose children receive honcho's SIGTERM with it hangs on shutdown.
+# The demo is served as a product, not a debugger: DEBUG off (the product's own error pages, never Django's URL
+# list), static files from collectstatic through WhiteNoise. `make run DEBUG=true` for development.
+DEBUG ?= false
 run: migrate
 	@echo "Handover on http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/, health: /healthz)"
-	HANDOVER_PORT=$(PORT) $(VENV)/bin/honcho start --procfile Procfile
+	HANDOVER_PORT=$(PORT) DEBUG=$(DEBUG) $(VENV)/bin/honcho start --procfile Procfile
 
 test: setup-dev
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
