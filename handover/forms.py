@@ -64,7 +64,8 @@ class NotApplicableForm(ItemForm):
 
 
 class ReopenForm(ItemForm):
-    reason = forms.CharField(label="Reason (optional)", required=False)
+    # Required when operations reopens done or verified work (item_reopen says so next to the field).
+    reason = forms.CharField(label="Reason", required=False)
 
 
 class CommentForm(ServiceForm):
