@@ -401,8 +401,9 @@ def may_act_on_flag(flag: StallFlag, user) -> bool:
     return is_operations_owner(flag.handover, user)
 
 
-# The gates of submitting and accepting, read from items the page has already loaded (no query) and worded as the
-# services word their refusal (``handover_submit``, ``handover_accept``), so that a blocked button can say why.
+# The gates of submitting and accepting, the one place they are written: ``handover_submit`` and
+# ``handover_accept(_with_conditions)`` refuse with these words, and a page that has already loaded the items
+# (no query) shows a blocked button with the same reason.
 _SUBMITTABLE = (ItemStatus.DONE, ItemStatus.VERIFIED, ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE)
 _ACCEPTABLE = (ItemStatus.VERIFIED, ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE)
 
@@ -425,7 +426,7 @@ def _titles(titles: list[str], limit: int = 5) -> str:
 def handover_gates(items: Iterable[ChecklistItem]) -> dict[str, str]:
     """``{"submit": message, "accept": message}`` for the gates that block those moves now (absent: open).
 
-    ``accept`` also gates accepting with conditions. The services still decide when the button is pressed.
+    ``accept`` also gates accepting with conditions. The services apply it under their lock; pages show it.
     """
     items = list(items)
     gates = {}

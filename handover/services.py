@@ -9,7 +9,7 @@ finds the state already moved and is refused.
 
 import hashlib
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -54,6 +54,7 @@ from .selectors import (
     can_verify_item,
     can_work_item,
     checklist_snapshot,
+    handover_gates,
     is_manager,
     is_operations_owner,
     is_participant,
@@ -363,9 +364,8 @@ def handover_update(*, handover: Handover, by, expected_version: int | None = No
                 field="operations_owner",
             )
         _require_owner_not_manager(handover.project, new_owner)
-    if "target_date" in changes:
-        if changes["target_date"] is None:
-            raise InvalidInput("A target date is required.", rule="target_date_required", field="target_date")
+    if "target_date" in changes and changes["target_date"] is None:
+        raise InvalidInput("A target date is required.", rule="target_date_required", field="target_date")
     service = changes.get("service")
     if service is not None and service.team_id != handover.receiving_team_id:
         raise InvalidInput(
@@ -395,22 +395,6 @@ def handover_update(*, handover: Handover, by, expected_version: int | None = No
 # ---------------------------------------------------------------------------------------- status moves
 
 
-def _mandatory_items_not(handover: Handover, statuses: Iterable[str], *, approved_waivers: bool) -> list[str]:
-    """Titles of mandatory items whose status is outside ``statuses`` (waivers counted only if approved)."""
-    missing = []
-    for item in handover.items.filter(mandatory=True).order_by("position", "id"):
-        if item.status == ItemStatus.WAIVED and approved_waivers and not item.waiver_approved:
-            missing.append(f"{item.title} (waiver not approved)")
-        elif item.status not in statuses:
-            missing.append(item.title)
-    return missing
-
-
-def _summarise(titles: Sequence[str], limit: int = 5) -> str:
-    shown = "; ".join(titles[:limit])
-    return shown + (f"; and {len(titles) - limit} more" if len(titles) > limit else "")
-
-
 @transaction.atomic
 def handover_submit(*, handover: Handover, by, expected_version: int | None = None) -> Handover:
     """The manager hands the checklist to operations: every mandatory item done, waived or not applicable."""
@@ -421,17 +405,9 @@ def handover_submit(*, handover: Handover, by, expected_version: int | None = No
     _require_project_active(handover.project)
     if handover.status not in (HandoverStatus.PREPARING, HandoverStatus.RETURNED):
         raise IllegalTransition(f"A handover cannot be submitted while {handover.status}.", rule="handover_transition")
-    missing = _mandatory_items_not(
-        handover,
-        (ItemStatus.DONE, ItemStatus.VERIFIED, ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE),
-        approved_waivers=False,
-    )
-    if missing:
-        raise IllegalTransition(
-            f"Submitting needs every mandatory item done, waived or not applicable; {len(missing)} still open: "
-            f"{_summarise(missing)}.",
-            rule="submit_mandatory_open",
-        )
+    blocked = handover_gates(handover.items.all()).get("submit")
+    if blocked:
+        raise IllegalTransition(blocked, rule="submit_mandatory_open")
     now = timezone.now()
     if handover.status == HandoverStatus.RETURNED:
         _move_handover(handover, HandoverStatus.PREPARING, by=by, now=now, message="Resumed after return.")
@@ -453,15 +429,9 @@ def _require_decision_possible(handover: Handover, by) -> None:
 
 
 def _require_acceptable(handover: Handover) -> None:
-    missing = _mandatory_items_not(
-        handover, (ItemStatus.VERIFIED, ItemStatus.WAIVED, ItemStatus.NOT_APPLICABLE), approved_waivers=True
-    )
-    if missing:
-        raise IllegalTransition(
-            f"Accepting needs every mandatory item verified, waived with approval or not applicable; "
-            f"{len(missing)} not yet: {_summarise(missing)}.",
-            rule="accept_mandatory_unverified",
-        )
+    blocked = handover_gates(handover.items.all()).get("accept")
+    if blocked:
+        raise IllegalTransition(blocked, rule="accept_mandatory_unverified")
 
 
 def _decide(
