@@ -346,9 +346,11 @@ def send_notification(notification_id: int, *, now: datetime | None = None) -> b
         )
         _fail(Notification, notification, now, _describe(error))
         return False
-    Notification.objects.filter(pk=notification_id, status=DeliveryStatus.SENDING).update(
-        status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error=""
-    )
+    # Guarded by this attempt's own claim, as ``_fail`` is: a send that outlived ``STUCK_AFTER`` (its row freed
+    # and claimed again) must not mark the newer attempt's claim as its own.
+    Notification.objects.filter(
+        pk=notification_id, status=DeliveryStatus.SENDING, claimed_at=notification.claimed_at
+    ).update(status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error="")
     return True
 
 
@@ -414,9 +416,9 @@ def deliver_webhook(delivery_id: int, *, now: datetime | None = None) -> bool:
     except Exception as failure:  # refused, timeout, DNS, a garbage reply (BadStatusLine), a soft time limit
         error = _describe(failure)
     if code is not None and 200 <= code < 300:
-        WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.SENDING).update(
-            status=DeliveryStatus.SENT, delivered_at=timezone.now(), last_status_code=code, last_error=""
-        )
+        WebhookDelivery.objects.filter(
+            pk=delivery_id, status=DeliveryStatus.SENDING, claimed_at=delivery.claimed_at
+        ).update(status=DeliveryStatus.SENT, delivered_at=timezone.now(), last_status_code=code, last_error="")
         return True
     error = error or f"HTTP {code}"
     logger.warning("webhook delivery %s failed (attempt %d): %s", delivery_id, delivery.attempts, error)

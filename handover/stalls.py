@@ -23,6 +23,7 @@ from config.errors import IllegalTransition, InvalidInput, NotPermitted
 from config.validation import require_text
 from operations.choices import KpiDirection
 from operations.models import KpiReading, OperationsTeam
+from projects.models import Project
 
 from . import outbox
 from .choices import (
@@ -379,16 +380,59 @@ def _remind(now: datetime) -> list[int]:
 # ------------------------------------------------------------------------------------------ notifying
 
 
-def _recipients(flag: StallFlag, kind: NotificationKind) -> set[int]:
+@dataclass(frozen=True)
+class _Audience:
+    """Who may hear about the flags of one notifying step, read in two queries whatever the number of flags."""
+
+    on_team: frozenset[tuple[int, int]]  # (team, user): leads and members of the flags' receiving teams
+    in_project: frozenset[tuple[int, int]]  # (project, user): members of the flags' confidential projects
+
+    @classmethod
+    def of(cls, flags: list[StallFlag]) -> "_Audience":
+        teams = {flag.handover.receiving_team for flag in flags}
+        on_team = set(
+            OperationsTeam.members.through.objects.filter(operationsteam__in=teams).values_list(
+                "operationsteam_id", "user_id"
+            )
+        ) | {(team.pk, team.lead_id) for team in teams if team.lead_id}
+        confidential = {flag.handover.project_id for flag in flags if flag.handover.project.confidential}
+        in_project = (
+            set(
+                Project.members.through.objects.filter(project_id__in=confidential).values_list("project_id", "user_id")
+            )
+            if confidential
+            else set()
+        )
+        return cls(on_team=frozenset(on_team), in_project=frozenset(in_project))
+
+    def owner(self, handover: Handover) -> set[int]:
+        """The operations owner while on the receiving team; once they have left it, the team's lead."""
+        if (handover.receiving_team_id, handover.operations_owner_id) in self.on_team:
+            return {handover.operations_owner_id}
+        return {handover.receiving_team.lead_id} - {None}
+
+    def may_see(self, handover: Handover, user_id: int, *, is_staff: bool) -> bool:
+        """As ``Project.objects.visible_to``: a confidential project is told only to those who take part in it."""
+        project = handover.project
+        return (
+            not project.confidential
+            or is_staff
+            or user_id == project.manager_id
+            or (project.pk, user_id) in self.in_project
+            or (handover.receiving_team_id, user_id) in self.on_team
+        )
+
+
+def _recipients(flag: StallFlag, kind: NotificationKind, audience: _Audience) -> set[int]:
     handover = flag.handover
     if kind == NotificationKind.ESCALATED:
         return {handover.receiving_team.lead_id} - {None}
     if kind == NotificationKind.REMINDER:
-        return {handover.operations_owner_id}
+        return audience.owner(handover)
     people: set[int] = set()
     for who in RULE_RECIPIENTS[flag.rule]:
         if who == "owner":
-            people.add(handover.operations_owner_id)
+            people |= audience.owner(handover)
         elif who == "manager" and handover.project.manager_id:
             people.add(handover.project.manager_id)
         elif who == "condition_owners":
@@ -427,14 +471,21 @@ def _notify(flags: list[StallFlag], kind: NotificationKind, now: datetime) -> No
     """One in-app and one email notification per recipient and flag; the unique constraint keeps it once."""
     from django.contrib.auth import get_user_model
 
-    wanted = {flag.pk: _recipients(flag, kind) for flag in flags}
+    audience = _Audience.of(flags)
+    wanted = {flag.pk: _recipients(flag, kind, audience) for flag in flags}
     user_ids = set().union(*wanted.values()) if wanted else set()
-    emails = dict(get_user_model().objects.filter(pk__in=user_ids, is_active=True).values_list("pk", "email"))
+    users = {
+        pk: (email, is_staff)
+        for pk, email, is_staff in get_user_model()
+        .objects.filter(pk__in=user_ids, is_active=True)
+        .values_list("pk", "email", "is_staff")
+    }
+    emails = {pk: email for pk, (email, _) in users.items()}
     rows = []
     for flag in flags:
         title, body = _message(flag, kind)
         for user_id in wanted[flag.pk]:
-            if user_id not in emails:
+            if user_id not in users or not audience.may_see(flag.handover, user_id, is_staff=users[user_id][1]):
                 continue
             common = {"recipient_id": user_id, "flag": flag, "kind": kind, "body": body, "created_at": now}
             # The in-app row is its own delivery: it is in the inbox the moment it exists. (No caller notifies

@@ -90,8 +90,8 @@ DOMAIN_THRESHOLDS = {
 OPENED, ESCALATED, REMINDER = NotificationKind.OPENED, NotificationKind.ESCALATED, NotificationKind.REMINDER
 
 # Pinned query counts of one detection pass (see the query-count test): a change here is a deliberate one.
-OPENING_PASS_QUERIES = 43
-ESCALATING_PASS_QUERIES = 42
+OPENING_PASS_QUERIES = 44  # notifying reads who is on the receiving teams (one query)
+ESCALATING_PASS_QUERIES = 43
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -1817,3 +1817,37 @@ def test_two_passes_at_once_still_make_one_episode_each(world, clock, admin_user
         assert notified(flag) == each_channel(*case.recipients)
         assert event_types(handover=case.handover) == {"stall.opened": 1}
     assert WebhookDelivery.objects.count() == 3
+
+
+# ----------------------------------------------------------------------------------------- who may hear
+
+
+def test_an_owner_who_left_the_team_is_not_told_the_lead_is(world, clock):
+    """GIVEN a submitted handover whose operations owner then leaves the receiving team
+    WHEN its review becomes overdue THEN the lead is told instead: the owner may no longer decide it."""
+    handover = world.submit(world.handover())
+    ops.team_remove_member(team=world.team, by=world.people.lead, user=world.people.owner)
+    clock.move_to(timezone.now() + default_days(StallRule.REVIEW_OVERDUE) * DAY + HOUR)
+
+    detect()
+
+    (flag,) = open_flags(handover, StallRule.REVIEW_OVERDUE)
+    assert notified(flag) == each_channel("lead")
+
+
+def test_a_confidential_project_is_told_only_to_those_who_take_part(world, clock):
+    """GIVEN a confidential project's accepted handover with a condition owned by a project member, who then
+    leaves the project WHEN the condition falls overdue THEN the operations owner hears of it and the former
+    member does not: to them the project does not exist."""
+    handover = world.submit(world.handover())
+    project = handover.project
+    ps.project_update(project=project, by=world.people.manager, confidential=True)
+    condition = {"text": "Agents trained on the new queue.", "owner": world.people.member, "due_date": T0.date()}
+    hs.handover_accept_with_conditions(handover=handover, by=world.people.owner, conditions=[condition])
+    ps.project_remove_member(project=project, by=world.people.manager, user=world.people.member)
+    clock.move_to(midnight(T0.date() + DAY) + HOUR)
+
+    detect()
+
+    (flag,) = open_flags(handover, StallRule.CONDITIONS_OVERDUE)
+    assert notified(flag) == each_channel("owner")
