@@ -35,8 +35,9 @@ def is_manager(handover: Handover, user) -> bool:
 
 
 def is_operations_owner(handover: Handover, user) -> bool:
-    """The handover's operations owner while still on the receiving team, the team's lead, or an administrator."""
-    if not user.is_authenticated:
+    """The handover's operations owner while still on the receiving team, the team's lead, or an administrator;
+    never the project's manager, whatever else they are: the side that hands over does not accept."""
+    if not user.is_authenticated or handover.project.manager_id == user.pk:
         return False
     if user.is_staff or is_team_lead(handover.receiving_team, user):
         return True
@@ -68,11 +69,16 @@ def can_work_item(item: ChecklistItem, user) -> bool:
 
 
 def can_verify_item(item: ChecklistItem, user) -> bool:
-    """The operations owner verifies any item; a team member verifies operations-side items."""
+    """The operations owner verifies any item; a team member verifies operations-side items; the project's manager
+    verifies nothing, even from a seat on the receiving team."""
     handover = item.handover
     if is_operations_owner(handover, user):
         return True
-    return item.side == Side.OPERATIONS and is_operations_member(handover, user)
+    return (
+        item.side == Side.OPERATIONS
+        and handover.project.manager_id != user.pk
+        and is_operations_member(handover, user)
+    )
 
 
 def handovers_visible_to(user) -> QuerySet[Handover]:
@@ -488,11 +494,12 @@ def items_sent_back_to(user) -> QuerySet[ChecklistItem]:
 def items_awaiting_verification_by(user) -> QuerySet[ChecklistItem]:
     """Done items ``user`` may verify (``can_verify_item`` without an administrator's reach), except their own."""
     member_of = OperationsTeam.members.through.objects.filter(user=user).values("operationsteam_id")
+    # As ``is_operations_owner``: an owner who has left the team no longer verifies, and a project's manager never.
     may_verify = (
-        Q(handover__operations_owner=user)
+        Q(handover__operations_owner=user, handover__receiving_team__in=member_of)
         | Q(handover__receiving_team__lead=user)
         | Q(side=Side.OPERATIONS, handover__receiving_team__in=member_of)
-    )
+    ) & ~Q(handover__project__manager=user)
     return (
         ChecklistItem.objects.filter(
             may_verify,

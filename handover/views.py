@@ -25,7 +25,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count, F, Min, Prefetch, Q
-from django.http import Http404, QueryDict
+from django.http import Http404, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -261,7 +261,7 @@ def home(request):
         _summarise(handover, today)
         for handover in operations_handovers(user)
         .select_related("project", "receiving_team", "operations_owner")
-        .prefetch_related(_readiness_items(), _open_flags())
+        .prefetch_related(_readiness_items(), _open_flags(), _team_members("receiving_team__members"))
         .order_by("target_date", "id")
     ]
     context["teams"] = teams
@@ -426,7 +426,9 @@ class ItemRow:
 
     @property
     def needs_you(self) -> bool:
-        return self.item.mandatory and bool(self.actions & NEEDS_YOU)
+        # A done item waits for its verification whether mandatory or not (the home page counts it so); what is
+        # still to do waits on the project side only where acceptance needs it.
+        return bool(self.actions & NEEDS_YOU) and (self.item.mandatory or "verify" in self.actions)
 
     # Shown behind the row's "More…" (the others are its first-line moves).
     secondary_actions = ("waive", "not_applicable", "reopen", "evidence", "comment")
@@ -1045,7 +1047,11 @@ def notifications_read(request):
     if request.POST.get("all"):
         marked = outbox.notifications_mark_read(user=request.user)
     else:
-        ids = [int(value) for value in request.POST.getlist("id") if value.isdigit()]
+        values = request.POST.getlist("id")
+        # ASCII digits only ("²".isdigit() is true) and few of them: int() refuses strings of over 4300 digits.
+        if not all(value.isascii() and value.isdigit() and len(value) < 19 for value in values):
+            return HttpResponseBadRequest("id: each id must be the number of one of your notifications.")
+        ids = [int(value) for value in values]
         marked = outbox.notifications_mark_read(user=request.user, ids=ids) if ids else 0
     messages.success(request, f"{marked} notification{'s' if marked != 1 else ''} marked read.")
     return redirect(_safe_next(request, reverse("handover:notifications")))

@@ -1652,3 +1652,59 @@ def test_an_open_handover_of_a_final_project_is_frozen(move, stage, request, peo
     handover.refresh_from_db()
     with refused(IllegalTransition, rule="project_final", watch=[handover]):
         action(handover, people)
+
+
+# ================================================================================ the two sides stay apart
+
+
+@pytest.fixture
+def manager_leads_the_team(team, people):
+    """The project's manager is made the receiving team's lead (a small organisation, or an admin's slip)."""
+    team.lead = people.manager
+    team.save(update_fields=["lead"])
+    return people.manager
+
+
+DECISIONS = {
+    "accept": lambda h, by: hs.handover_accept(handover=h, by=by),
+    "accept-with-conditions": lambda h, by: hs.handover_accept_with_conditions(
+        handover=h, by=by, conditions=[{"text": "Drill.", "owner": by, "due_date": today(7)}]
+    ),
+    "return": lambda h, by: hs.handover_return(handover=h, by=by, reason="Not ready."),
+}
+
+
+@pytest.mark.parametrize("decision", DECISIONS)
+def test_a_manager_who_leads_the_receiving_team_cannot_decide_their_own_handover(
+    decision, submitted_handover, manager_leads_the_team, refused
+):
+    with refused(NotPermitted, rule="owner_only", watch=[submitted_handover]):
+        DECISIONS[decision](submitted_handover, manager_leads_the_team)
+
+
+@pytest.mark.parametrize("decision", DECISIONS)
+def test_an_administrator_who_manages_the_project_cannot_decide_its_handover(
+    decision, submitted_handover, people, refused
+):
+    """Administrators may do everything, except sign off both sides of their own project."""
+    project = submitted_handover.project
+    type(project).objects.filter(pk=project.pk).update(manager=people.admin)
+    submitted_handover.refresh_from_db()
+    with refused(NotPermitted, rule="owner_only", watch=[submitted_handover]):
+        DECISIONS[decision](submitted_handover, people.admin)
+
+
+@pytest.mark.parametrize("side", [Side.PROJECT, Side.OPERATIONS])
+def test_a_manager_on_the_receiving_team_verifies_nothing(side, handover, people, team, refused):
+    team.members.add(people.manager)
+    item = item_of(handover, Risk.FAILURE, side)
+    complete_items(handover, people, [item])
+    with refused(NotPermitted, rule="operations_only", watch=[handover, item]):
+        hs.item_verify(item=item, by=people.manager)
+
+
+def test_a_waiver_by_a_manager_who_leads_the_team_still_waits_for_approval(handover, manager_leads_the_team):
+    item = item_of(handover)
+    hs.item_waive(item=item, by=manager_leads_the_team, justification="The vendor runs it.")
+    item.refresh_from_db()
+    assert (item.status, item.waiver_approved_by) == (ItemStatus.WAIVED, None)

@@ -27,8 +27,9 @@ EXPECTED = {
     "password-change": 3,
     "login": 0,
     "stall-flag-page": 10,
-    "home-lead": 16,
-    "home-ops-member": 15,
+    "home-lead": 17,
+    "home-ops-member": 16,
+    "home-owner-deciding": 15,
     "home-viewer": 12,
     "handover-decisions": 14,
 }
@@ -135,6 +136,30 @@ def test_home_does_not_query_per_row_for_a_lead_a_member_or_a_viewer(
 
     count = same_at_few_and_many(lambda: count_queries(client, reverse("home")), grow)
     assert count == EXPECTED[{"lead": "home-lead", "ops_member": "home-ops-member", "viewer": "home-viewer"}[who]]
+
+
+def test_home_does_not_query_per_handover_waiting_for_the_owners_decision(
+    client_for, manager, owner, ops_member, team, template
+):
+    """The owner (not the lead) deciding: whether they may still decide asks about their seat on the team, which
+    the page reads once for every row."""
+
+    def grow(n: int) -> None:
+        for _ in range(n):
+            handover = hs.handover_create(
+                project=ProjectFactory(manager=manager, receiving_team=team),
+                template=template,
+                operations_owner=owner,
+                target_date=timezone.localdate() + dt.timedelta(days=20),
+                by=manager,
+            )
+            complete_all(handover, manager, ops_member)
+            verify_all(handover, owner)
+            hs.handover_submit(handover=handover, by=manager)
+
+    client = client_for(owner)
+    count = same_at_few_and_many(lambda: count_queries(client, reverse("home")), grow)
+    assert count == EXPECTED["home-owner-deciding"]
 
 
 def test_the_handover_page_does_not_query_per_decision(client_for, manager, owner, ops_member, handover):

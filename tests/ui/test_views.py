@@ -949,6 +949,18 @@ def test_notifications_are_listed_and_marked_read(client_for, manager, viewer, h
     assert tid("unread-count") not in body(client.get(reverse("handover:notifications")))
 
 
+@pytest.mark.parametrize("bad", ["²", "abc", "9" * 5000, ""])
+def test_marking_read_refuses_an_id_that_is_not_a_number(bad, client_for, manager, handover):
+    mine = notify(manager, flag(handover, StallRule.IDLE))
+
+    response = client_for(manager).post(reverse("handover:notifications-read"), {"id": [mine.pk, bad]})
+
+    assert response.status_code == 400
+    assert "id:" in response.content.decode()
+    mine.refresh_from_db()
+    assert mine.read_at is None
+
+
 # ---------------------------------------------------------------------------------------- operations teams
 
 
@@ -1057,7 +1069,7 @@ def grows(db, manager, team, owner, template):
 # The pinned number of queries of each page, the same at 3 rows and at 15. A change here is a visible decision.
 EXPECTED = {
     "home-manager": 14,  # with the receiving teams' members, for the flags' offers (one query, not one per flag)
-    "home-owner": 16,  # and the items to verify, grouped per handover (two queries)
+    "home-owner": 17,  # the items to verify, grouped per handover (two), the receiving teams' members (one)
     "board": 9,
     "notifications": 5,
     "handover-manager": 13,
