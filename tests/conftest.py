@@ -6,9 +6,11 @@ the reason; with ``CI=true`` they fail instead, so that CI cannot pass by skippi
 
 import datetime as dt
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from handover import services as handover_services
@@ -18,6 +20,16 @@ from projects.choices import Stage
 from .factories import AdminFactory, ProjectFactory, TeamFactory, TemplateFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@contextmanager
+def rolled_back_after(django_db_blocker) -> Iterator[None]:
+    """For data that takes seconds to build and that several tests only read: build it once inside this block (a
+    class- or module-scoped fixture), in a transaction rolled back after the last of them. Each test still runs
+    in its own savepoint inside it (pytest-django's ``db``), so what one test writes never reaches the next."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        yield
+        transaction.set_rollback(True)
 
 
 def skip_or_fail(reason: str) -> None:

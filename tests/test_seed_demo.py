@@ -1,6 +1,7 @@
 """``manage.py seed_demo`` builds a believable organisation through the services, once."""
 
 import io
+from collections.abc import Iterator
 
 import pytest
 from django.apps import apps
@@ -14,6 +15,7 @@ from operations.choices import StallRule
 from operations.models import OperationsTeam
 from projects.choices import STAGE_ORDER, ProjectEventKind, Stage
 from projects.models import Project
+from tests.conftest import rolled_back_after
 
 User = get_user_model()
 
@@ -28,73 +30,79 @@ def row_counts() -> dict[str, int]:
     return {model._meta.label: model._default_manager.count() for model in apps.get_models()}
 
 
+@pytest.fixture(scope="class")
+def _seeded_once(django_db_setup, django_db_blocker) -> Iterator[str]:
+    with rolled_back_after(django_db_blocker):
+        yield seed()
+
+
 @pytest.fixture
-def seeded(db) -> str:
-    return seed()
+def seeded(_seeded_once, db) -> str:
+    """The demo organisation, seeded once for ``TestTheSeededOrganisation`` (the seed takes seconds)."""
+    return _seeded_once
 
 
-@pytest.mark.django_db
-def test_projects_in_every_stage_and_handovers_in_every_status(seeded):
-    assert set(Project.objects.values_list("stage", flat=True)) == set(Stage.values)
-    assert set(Handover.objects.values_list("status", flat=True)) == set(HandoverStatus.values)
-    assert Project.objects.filter(confidential=True).count() == 1
-    assert "Projects: initiation 1," in seeded
+class TestTheSeededOrganisation:
+    """Read the one seeded organisation; each test's own writes are rolled back after it."""
 
+    @pytest.mark.django_db
+    def test_projects_in_every_stage_and_handovers_in_every_status(self, seeded):
+        assert set(Project.objects.values_list("stage", flat=True)) == set(Stage.values)
+        assert set(Handover.objects.values_list("status", flat=True)) == set(HandoverStatus.values)
+        assert Project.objects.filter(confidential=True).count() == 1
+        assert "Projects: initiation 1," in seeded
 
-@pytest.mark.django_db
-def test_a_second_run_changes_nothing_and_says_so(seeded):
-    before = row_counts()
+    @pytest.mark.django_db
+    def test_a_second_run_changes_nothing_and_says_so(self, seeded):
+        before = row_counts()
 
-    output = seed()
+        output = seed()
 
-    assert "already present" in output
-    assert "Sign in at /admin/ as admin / handover-demo" in output
-    assert row_counts() == before
+        assert "already present" in output
+        assert "Sign in at /admin/ as admin / handover-demo" in output
+        assert row_counts() == before
 
+    @pytest.mark.django_db
+    def test_every_stage_move_is_in_the_project_history(self, seeded):
+        for project in Project.objects.all():
+            moves = list(project.events.filter(kind=ProjectEventKind.STAGE_CHANGED).order_by("created_at", "id"))
+            created = project.events.get(kind=ProjectEventKind.CREATED)
+            path = [created.to_stage] + [move.to_stage for move in moves]
+            assert path[-1] == project.stage, project.code
+            for move, previous in zip(moves, path, strict=False):
+                assert move.from_stage == previous, project.code
+                assert move.actor_id == project.manager_id, project.code
+            forward = [stage for stage in path if stage != Stage.CANCELLED]
+            assert forward == STAGE_ORDER[: len(forward)], project.code  # one stage at a time, from initiation
+            if moves:
+                assert project.stage_changed_at == moves[-1].created_at, project.code
+            if project.stage == Stage.CANCELLED:
+                assert moves[-1].reason
 
-@pytest.mark.django_db
-def test_every_stage_move_is_in_the_project_history(seeded):
-    for project in Project.objects.all():
-        moves = list(project.events.filter(kind=ProjectEventKind.STAGE_CHANGED).order_by("created_at", "id"))
-        created = project.events.get(kind=ProjectEventKind.CREATED)
-        path = [created.to_stage] + [move.to_stage for move in moves]
-        assert path[-1] == project.stage, project.code
-        for move, previous in zip(moves, path, strict=False):
-            assert move.from_stage == previous, project.code
-            assert move.actor_id == project.manager_id, project.code
-        forward = [stage for stage in path if stage != Stage.CANCELLED]
-        assert forward == STAGE_ORDER[: len(forward)], project.code  # one stage at a time, from initiation
-        if moves:
-            assert project.stage_changed_at == moves[-1].created_at, project.code
-        if project.stage == Stage.CANCELLED:
-            assert moves[-1].reason
+    @pytest.mark.django_db
+    def test_backdated_handover_history_stays_consistent(self, seeded):
+        """The ages are moved after the fact; the history must still read in order and agree with the handover."""
+        for handover in Handover.objects.select_related("project"):
+            entries = list(handover.activity.order_by("id"))
+            times = [entry.created_at for entry in entries]
+            assert times == sorted(times), handover.project.code
+            assert handover.last_activity_at == max(times), handover.project.code
+            assert handover.created_at == times[0], handover.project.code
+            moves = [entry for entry in entries if entry.verb == ActivityVerb.STATUS_CHANGED]
+            if moves:
+                assert moves[-1].to_state == handover.status, handover.project.code
+                assert handover.status_changed_at == moves[-1].created_at, handover.project.code
 
+    @pytest.mark.django_db
+    def test_the_ages_give_stall_detection_something_to_find(self, seeded):
+        result = detect_stalls()
 
-@pytest.mark.django_db
-def test_backdated_handover_history_stays_consistent(seeded):
-    """The ages are moved after the fact; the history must still read in order and agree with the handover."""
-    for handover in Handover.objects.select_related("project"):
-        entries = list(handover.activity.order_by("id"))
-        times = [entry.created_at for entry in entries]
-        assert times == sorted(times), handover.project.code
-        assert handover.last_activity_at == max(times), handover.project.code
-        assert handover.created_at == times[0], handover.project.code
-        moves = [entry for entry in entries if entry.verb == ActivityVerb.STATUS_CHANGED]
-        if moves:
-            assert moves[-1].to_state == handover.status, handover.project.code
-            assert handover.status_changed_at == moves[-1].created_at, handover.project.code
-
-
-@pytest.mark.django_db
-def test_the_ages_give_stall_detection_something_to_find(seeded):
-    result = detect_stalls()
-
-    opened = {(flag.handover.project.code, flag.rule) for flag in result.opened}
-    assert {rule for _code, rule in opened} == set(StallRule.values)
-    assert ("FC14-LAUNCH", StallRule.REVIEW_OVERDUE) in opened
-    assert ("EXPENSES-APP", StallRule.IDLE) in opened
-    assert ("RC2-SORTER", StallRule.PAST_TARGET) in opened
-    assert not {code for code, _rule in opened} & {"DESK-BOOKING"}  # the fresh one is not stalled
+        opened = {(flag.handover.project.code, flag.rule) for flag in result.opened}
+        assert {rule for _code, rule in opened} == set(StallRule.values)
+        assert ("FC14-LAUNCH", StallRule.REVIEW_OVERDUE) in opened
+        assert ("EXPENSES-APP", StallRule.IDLE) in opened
+        assert ("RC2-SORTER", StallRule.PAST_TARGET) in opened
+        assert not {code for code, _rule in opened} & {"DESK-BOOKING"}  # the fresh one is not stalled
 
 
 @pytest.mark.django_db

@@ -34,6 +34,7 @@ from handover.stalls import detect_stalls
 from operations.choices import StallRule
 from operations.models import Kpi, KpiReading, OperationsEvent, OperationsTeam
 from projects.models import Project
+from tests.conftest import rolled_back_after
 from tests.factories import KpiFactory
 from tests.projects.test_admin import action, change_url, confirm, form_data, shown
 
@@ -47,17 +48,24 @@ def staff(client, admin_user):
     return client
 
 
+@pytest.fixture(scope="class")
+def _demo_data(django_db_setup, django_db_blocker):
+    """The demo organisation, plus a row of each model the demo itself does not create; built once per class."""
+    with rolled_back_after(django_db_blocker):
+        call_command("seed_demo", stdout=io.StringIO())
+        admin_user = User.objects.get(username="admin")
+        outbox.webhook_create(by=admin_user, url="https://hooks.example.com/handover", events=["stall.opened"])
+        services.token_create(by=admin_user, name="Reporting sync", user=User.objects.get(username="mia.jensen"))
+        Group.objects.create(name="Auditors")
+        detect_stalls()  # flags, notifications, events and deliveries
+        outbox.sweep()  # the sweep's bookkeeping row
+        yield
+
+
 @pytest.fixture
-def demo(db, client):
-    """The demo organisation, plus a row of each model the demo itself does not create; signed in as admin."""
-    call_command("seed_demo", stdout=io.StringIO())
-    admin_user = User.objects.get(username="admin")
-    outbox.webhook_create(by=admin_user, url="https://hooks.example.com/handover", events=["stall.opened"])
-    services.token_create(by=admin_user, name="Reporting sync", user=User.objects.get(username="mia.jensen"))
-    Group.objects.create(name="Auditors")
-    detect_stalls()  # flags, notifications, events and deliveries
-    outbox.sweep()  # the sweep's bookkeeping row
-    client.force_login(admin_user)
+def demo(_demo_data, db, client):
+    """``_demo_data``, signed in as its admin."""
+    client.force_login(User.objects.get(username="admin"))
     return client
 
 
@@ -75,44 +83,46 @@ def verify_all(handover, owner) -> None:
 # ------------------------------------------------------------------------------------------------------ pages
 
 
-@pytest.mark.django_db
-def test_every_registered_model_opens_its_list_change_and_add_pages(demo):
-    problems = []
-    for model in admin.site._registry:
-        opts = model._meta
-        changelist = demo.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
-        if changelist.status_code != 200:
-            problems.append(f"{opts.label} list: {changelist.status_code}")
-            continue
-        obj = model._default_manager.order_by("pk").first()
-        if obj is None:
-            problems.append(f"{opts.label}: the demo has no row to open")
-        elif (status := demo.get(change_url(obj)).status_code) != 200:
-            problems.append(f"{opts.label} change: {status}")
-        if changelist.context["has_add_permission"]:
-            add = demo.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add"))
-            if add.status_code != 200:
-                problems.append(f"{opts.label} add: {add.status_code}")
-    assert not problems
+class TestTheAdminOnTheDemo:
+    """Every admin page over the demo organisation, built once for the class."""
 
+    @pytest.mark.django_db
+    def test_every_registered_model_opens_its_list_change_and_add_pages(self, demo):
+        problems = []
+        for model in admin.site._registry:
+            opts = model._meta
+            changelist = demo.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+            if changelist.status_code != 200:
+                problems.append(f"{opts.label} list: {changelist.status_code}")
+                continue
+            obj = model._default_manager.order_by("pk").first()
+            if obj is None:
+                problems.append(f"{opts.label}: the demo has no row to open")
+            elif (status := demo.get(change_url(obj)).status_code) != 200:
+                problems.append(f"{opts.label} change: {status}")
+            if changelist.context["has_add_permission"]:
+                add = demo.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_add"))
+                if add.status_code != 200:
+                    problems.append(f"{opts.label} add: {add.status_code}")
+        assert not problems
 
-@pytest.mark.django_db
-def test_change_lists_do_not_query_once_per_row(demo, monkeypatch):
-    """A page of one row and a page of a hundred take the same number of queries."""
+    @pytest.mark.django_db
+    def test_change_lists_do_not_query_once_per_row(self, demo, monkeypatch):
+        """A page of one row and a page of a hundred take the same number of queries."""
 
-    def queries(model, per_page: int) -> int:
-        monkeypatch.setattr(admin.site._registry[model], "list_per_page", per_page)
-        opts = model._meta
-        with CaptureQueriesContext(connection) as captured:
-            demo.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
-        return len(captured)
+        def queries(model, per_page: int) -> int:
+            monkeypatch.setattr(admin.site._registry[model], "list_per_page", per_page)
+            opts = model._meta
+            with CaptureQueriesContext(connection) as captured:
+                demo.get(reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"))
+            return len(captured)
 
-    per_row = {}
-    for model in admin.site._registry:
-        if model._default_manager.count() > 1 and (one := queries(model, 1)) != (many := queries(model, 100)):
-            per_row[model._meta.label] = (one, many)
-    assert per_row == {}
-    assert ChecklistItem.objects.count() > 100  # enough rows that a per-row query would show
+        per_row = {}
+        for model in admin.site._registry:
+            if model._default_manager.count() > 1 and (one := queries(model, 1)) != (many := queries(model, 100)):
+                per_row[model._meta.label] = (one, many)
+        assert per_row == {}
+        assert ChecklistItem.objects.count() > 100  # enough rows that a per-row query would show
 
 
 @pytest.mark.django_db
