@@ -75,9 +75,7 @@ def can_verify_item(item: ChecklistItem, user) -> bool:
     if is_operations_owner(handover, user):
         return True
     return (
-        item.side == Side.OPERATIONS
-        and handover.project.manager_id != user.pk
-        and is_operations_member(handover, user)
+        item.side == Side.OPERATIONS and handover.project.manager_id != user.pk and is_operations_member(handover, user)
     )
 
 
