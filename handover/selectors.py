@@ -50,6 +50,12 @@ def is_operations_member(handover: Handover, user) -> bool:
     return is_operations_owner(handover, user) or is_team_member(handover.receiving_team, user)
 
 
+def acts_for_operations(handover: Handover, user) -> bool:
+    """Someone on the receiving side who may do its work: never the project's manager, even from a seat on the
+    receiving team (the side that hands over does not sign off for the side that receives)."""
+    return handover.project.manager_id != user.pk and is_operations_member(handover, user)
+
+
 def is_project_member(handover: Handover, user) -> bool:
     return bool(user.is_authenticated and handover.project.members.filter(pk=user.pk).exists())
 
@@ -62,7 +68,7 @@ def can_work_item(item: ChecklistItem, user) -> bool:
     """Who may complete an item: its responsible side (project members only for items assigned to them)."""
     handover = item.handover
     if item.side == Side.OPERATIONS:
-        return is_operations_member(handover, user)
+        return acts_for_operations(handover, user)
     if is_manager(handover, user):
         return True
     return bool(user.is_authenticated and item.assignee_id == user.pk and is_project_member(handover, user))
@@ -74,9 +80,7 @@ def can_verify_item(item: ChecklistItem, user) -> bool:
     handover = item.handover
     if is_operations_owner(handover, user):
         return True
-    return (
-        item.side == Side.OPERATIONS and handover.project.manager_id != user.pk and is_operations_member(handover, user)
-    )
+    return item.side == Side.OPERATIONS and acts_for_operations(handover, user)
 
 
 def handovers_visible_to(user) -> QuerySet[Handover]:
@@ -257,10 +261,16 @@ class HandoverRoles:
     owner: bool
     operations_member: bool
     project_member: bool
+    project_manager: bool  # the project's own manager (not an administrator standing in)
 
     @property
     def participant(self) -> bool:
         return self.manager or self.operations_member or self.project_member
+
+    @property
+    def for_operations(self) -> bool:
+        """``acts_for_operations``."""
+        return self.operations_member and not self.project_manager
 
 
 def handover_roles(handover: Handover, user) -> HandoverRoles:
@@ -271,13 +281,14 @@ def handover_roles(handover: Handover, user) -> HandoverRoles:
         owner=is_operations_owner(handover, user),
         operations_member=is_operations_member(handover, user),
         project_member=is_project_member(handover, user),
+        project_manager=user.is_authenticated and handover.project.manager_id == user.pk,
     )
 
 
 def can_work_item_as(item: ChecklistItem, roles: HandoverRoles) -> bool:
     """``can_work_item``, from roles already read."""
     if item.side == Side.OPERATIONS:
-        return roles.operations_member
+        return roles.for_operations
     if roles.manager:
         return True
     return roles.user_id is not None and item.assignee_id == roles.user_id and roles.project_member
@@ -285,7 +296,7 @@ def can_work_item_as(item: ChecklistItem, roles: HandoverRoles) -> bool:
 
 def can_verify_item_as(item: ChecklistItem, roles: HandoverRoles) -> bool:
     """``can_verify_item``, from roles already read."""
-    return roles.owner or (item.side == Side.OPERATIONS and roles.operations_member)
+    return roles.owner or (item.side == Side.OPERATIONS and roles.for_operations)
 
 
 # Where the project side may change the checklist (``_require_project_side_can_act``): not while submitted.

@@ -202,6 +202,13 @@ def test_offers_match_the_services_when_submitted_and_returned(mixed_handover, p
     check_offers(mixed_handover, people)
 
 
+def test_offers_match_the_services_for_a_manager_seated_on_the_receiving_team(mixed_handover, people, team, manager):
+    """GIVEN the project's manager is also a member of the receiving team THEN what each page offers them still
+    matches the services, which give them nothing of operations' side to do."""
+    team.members.add(manager)
+    check_offers(mixed_handover, people)
+
+
 def test_offers_match_the_services_after_acceptance(submitted_handover, people, owner):
     hs.handover_accept(handover=submitted_handover, by=owner)
     check_offers(submitted_handover, people)
