@@ -48,13 +48,7 @@ class ActiveUsersField(serializers.ManyRelatedField):
         if len(data) > self.max_length:
             raise serializers.ValidationError(f"Give at most {self.max_length} users.", code="max_length")
         child = self.child_relation
-        ids = []
-        for value in data:
-            if isinstance(value, bool) or not isinstance(value, int | str):
-                child.fail("incorrect_type", data_type=type(value).__name__)
-            if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 20):
-                child.fail("incorrect_type", data_type="str")
-            ids.append(int(value))
+        ids = [_as_id(child, value) for value in data]
         found = child.get_queryset().in_bulk([pk for pk in ids if 0 < pk < 2**63])  # wider ids overflow the column
         missing = next((pk for pk in ids if pk not in found), None)
         if missing is not None:
@@ -62,8 +56,28 @@ class ActiveUsersField(serializers.ManyRelatedField):
         return [found[pk] for pk in dict.fromkeys(ids)]
 
 
+def _as_id(field: serializers.RelatedField, value) -> int:
+    """An id as a JSON integer or a string of digits; DRF's own field would take ``5.9`` as 5, ``true`` as 1."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        field.fail("incorrect_type", data_type=type(value).__name__)
+    if isinstance(value, str) and not (value.isascii() and value.isdigit() and len(value) < 20):
+        field.fail("incorrect_type", data_type="str")
+    return int(value)
+
+
 @extend_schema_field(OpenApiTypes.INT)
-class ActiveUserField(serializers.PrimaryKeyRelatedField):
+class IdField(serializers.PrimaryKeyRelatedField):
+    """An object given by its id: an integer, never a fraction or a boolean; an id no column can hold is unknown."""
+
+    def to_internal_value(self, data):
+        pk = _as_id(self, data)
+        if not 0 < pk < 2**63:
+            self.fail("does_not_exist", pk_value=pk)
+        return super().to_internal_value(pk)
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class ActiveUserField(IdField):
     """A user given by id; only active users can be chosen. With ``many=True``: ``ActiveUsersField``."""
 
     def get_queryset(self):
@@ -120,7 +134,11 @@ class StrictSerializerMixin:
 
     ``version`` is no exception: a write that compares versions declares a ``VersionField``; elsewhere a version
     sent would be ignored while the client believes itself protected against lost updates.
+
+    A model serializer's relations take ids as ``IdField`` does: integers, not ``5.9`` read as 5.
     """
+
+    serializer_related_field = IdField
 
     def to_internal_value(self, data):
         if isinstance(data, dict):

@@ -2,6 +2,7 @@ from rest_framework import serializers
 
 from config.api_fields import (
     ActiveUserField,
+    IdField,
     StrictSerializerMixin,
     UserSummarySerializer,
     VersionField,
@@ -313,16 +314,12 @@ class HandoverSerializer(serializers.ModelSerializer):
 
 
 class HandoverCreateSerializer(StrictSerializerMixin, serializers.Serializer):
-    project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none())
-    template = serializers.PrimaryKeyRelatedField(queryset=ChecklistTemplate.objects.filter(is_active=True))
-    receiving_team = serializers.PrimaryKeyRelatedField(
-        queryset=OperationsTeam.objects.all(), required=False, allow_null=True, default=None
-    )
+    project = IdField(queryset=Project.objects.none())
+    template = IdField(queryset=ChecklistTemplate.objects.filter(is_active=True))
+    receiving_team = IdField(queryset=OperationsTeam.objects.all(), required=False, allow_null=True, default=None)
     operations_owner = ActiveUserField()
     target_date = serializers.DateField()
-    service = serializers.PrimaryKeyRelatedField(
-        queryset=Service.objects.all(), required=False, allow_null=True, default=None
-    )
+    service = IdField(queryset=Service.objects.all(), required=False, allow_null=True, default=None)
     deliverables = serializers.CharField(max_length=10_000, required=False, allow_blank=True, default="")
 
     def __init__(self, *args, user=None, **kwargs):
@@ -335,7 +332,7 @@ class HandoverCreateSerializer(StrictSerializerMixin, serializers.Serializer):
 class HandoverUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     deliverables = serializers.CharField(max_length=10_000, required=False, allow_blank=True)
     target_date = serializers.DateField(required=False)
-    service = serializers.PrimaryKeyRelatedField(queryset=Service.objects.all(), required=False, allow_null=True)
+    service = IdField(queryset=Service.objects.all(), required=False, allow_null=True)
     operations_owner = ActiveUserField(required=False)
     hypercare_ends_on = serializers.DateField(required=False, allow_null=True)
     hypercare_exit_criteria = serializers.CharField(max_length=10_000, required=False, allow_blank=True)

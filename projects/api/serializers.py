@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from config.api_fields import ActiveUserField, StrictSerializerMixin, UserSummarySerializer, VersionField
+from config.api_fields import ActiveUserField, IdField, StrictSerializerMixin, UserSummarySerializer, VersionField
 from operations.models import OperationsTeam
 
 from ..choices import Stage
@@ -56,9 +56,7 @@ class ProjectWriteSerializer(StrictSerializerMixin, serializers.ModelSerializer)
     )
     manager = ActiveUserField(required=False, allow_null=True)
     members = ActiveUserField(many=True, required=False)
-    receiving_team = serializers.PrimaryKeyRelatedField(
-        queryset=OperationsTeam.objects.all(), required=False, allow_null=True
-    )
+    receiving_team = IdField(queryset=OperationsTeam.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = Project
