@@ -97,6 +97,8 @@ class ProjectAdmin(ServiceBackedAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             changes = changes_from(form, services.EDITABLE_FIELDS)
+            if "members" in form.changed_data:  # one change, one new version, with the details
+                changes["members"] = form.cleaned_data["members"]
             project = call_service(services.project_update, project=obj, by=request.user, **changes)
             obj.version = project.version
             return
@@ -116,12 +118,6 @@ class ProjectAdmin(ServiceBackedAdmin):
             **fields,
         )
         adopt(obj, project)
-
-    def save_members(self, request, obj, form, change):
-        if change and "members" in form.changed_data:
-            call_service(
-                services.project_set_members, project=obj, by=request.user, members=form.cleaned_data["members"]
-            )
 
     # ---------------------------------------------------------------------------------------------- actions
 

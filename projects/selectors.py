@@ -3,11 +3,12 @@
 from dataclasses import dataclass
 from datetime import date
 
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import DomainError
 
-from .choices import STAGE_TRANSITIONS, MoveKind, Stage
+from .choices import FINAL_STAGES, STAGE_TRANSITIONS, MoveKind, Stage
 from .models import Project
 from .services import transition_problem
 
@@ -46,6 +47,12 @@ def project_success(project: Project) -> dict:
         "actual_handover": project.actual_handover,
         "on_time": on_time,
     }
+
+
+def overdue_q(today: date | None = None) -> Q:
+    """``project_is_overdue`` as a filter."""
+    today = today or timezone.localdate()
+    return Q(planned_handover__lt=today, actual_handover__isnull=True) & ~Q(stage__in=FINAL_STAGES)
 
 
 def project_is_overdue(project: Project, today: date | None = None) -> bool:

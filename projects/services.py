@@ -75,8 +75,9 @@ def project_create(*, by, code: str, name: str, members=(), **fields) -> Project
 
 
 @transaction.atomic
-def project_update(*, project: Project, by, expected_version: int | None = None, **changes) -> Project:
-    """Edit the project's details. The stage moves only through ``project_transition``."""
+def project_update(*, project: Project, by, expected_version: int | None = None, members=None, **changes) -> Project:
+    """Edit the project's details and, when ``members`` is given, make them its members: one change, one new
+    version. The stage moves only through ``project_transition``."""
     project = _lock(project)
     _require_manager(project, by, "edit the project")
     if expected_version is not None and project.version != expected_version:
@@ -92,6 +93,8 @@ def project_update(*, project: Project, by, expected_version: int | None = None,
             "The receiving team cannot change while a handover is planned; cancel the handover first.",
             rule="receiving_team_locked",
         )
+    if "manager" in changes:
+        _require_manager_change_allowed(project, by, changes["manager"])
     if isinstance(changes.get("code"), str):
         changes["code"] = changes["code"].strip().upper()
     diff = apply_changes(project, changes, allowed=EDITABLE_FIELDS)
@@ -108,7 +111,31 @@ def project_update(*, project: Project, by, expected_version: int | None = None,
         project.version += 1
         _save_unique(project)
         _event(project, by, ProjectEventKind.UPDATED, changes=diff)
+    if members is not None and _apply_members(project, by, members) and not diff:
+        project.version += 1
+        project.save(update_fields=["version", "updated_at"])
     return project
+
+
+def _require_manager_change_allowed(project: Project, by, manager) -> None:
+    """Handing a project to another manager is an administrator's decision (as creating one for another manager
+    is), and never to the operations owner of its handover: the side that hands over does not accept."""
+    manager_id = getattr(manager, "pk", manager)
+    if manager_id == project.manager_id:
+        return
+    if not by.is_staff:
+        raise NotPermitted(
+            "Only an administrator may hand the project to another manager.", rule="admin_only", field="manager"
+        )
+    # The reverse relation, not the handover model: the handover app depends on projects, not the reverse.
+    live = project.handovers.exclude(status="cancelled")
+    if manager_id is not None and live.filter(operations_owner_id=manager_id).exists():
+        raise InvalidInput(
+            "The project manager must be someone other than its handover's operations owner: the side that hands "
+            "over does not accept its own work.",
+            rule="owner_is_manager",
+            field="manager",
+        )
 
 
 @transaction.atomic
@@ -221,6 +248,8 @@ def project_transition(
 
 
 # Called by handover.services (the handover app depends on projects, not the reverse), inside its transaction.
+# They leave the version alone: it guards what clients write (a stale edit is refused), and no client writes
+# these; the gates that read them are checked again under the lock of every move.
 
 
 def project_set_handover_plan(*, project: Project, by, planned: bool) -> None:
@@ -242,17 +271,29 @@ def project_record_handover_accepted(*, project: Project, by, on: date) -> None:
 
 
 @transaction.atomic
-def project_set_members(*, project: Project, by, members) -> None:
+def project_set_members(*, project: Project, by, members, expected_version: int | None = None) -> Project:
     """Make the project's members exactly ``members``, auditing each addition and removal."""
     project = _lock(project)
     _require_manager(project, by, "change members")
+    if expected_version is not None and project.version != expected_version:
+        raise Conflict("The project changed since you read it; reload and try again.", rule="stale_version")
+    if _apply_members(project, by, members):
+        project.version += 1
+        project.save(update_fields=["version", "updated_at"])
+    return project
+
+
+def _apply_members(project: Project, by, members) -> bool:
+    """Add and remove members of the locked ``project`` until they are ``members``; whether anything changed."""
     wanted = {user.pk: user for user in members}
     current = {user.pk: user for user in project.members.all()}
-    if wanted.keys() != current.keys():
-        _require_not_final(project, "change its members")
+    if wanted.keys() == current.keys():
+        return False
+    _require_not_final(project, "change its members")
     for pk in wanted.keys() - current.keys():
         project.members.add(wanted[pk])
         _event(project, by, ProjectEventKind.MEMBER_ADDED, changes={"user": wanted[pk].get_username()})
     for pk in current.keys() - wanted.keys():
         project.members.remove(current[pk])
         _event(project, by, ProjectEventKind.MEMBER_REMOVED, changes={"user": current[pk].get_username()})
+    return True

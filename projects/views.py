@@ -168,8 +168,13 @@ def project_edit(request, pk: int):
         if "manager" in form.fields:
             changes["manager"] = data["manager"]
         if form.run(
-            ps.project_update, project=project, by=request.user, expected_version=data["version"], **changes
-        ) and form.run(ps.project_set_members, project=project, by=request.user, members=list(data["members"])):
+            ps.project_update,
+            project=project,
+            by=request.user,
+            expected_version=data["version"],
+            members=list(data["members"]),
+            **changes,
+        ):
             messages.success(request, "Project saved.")
             return redirect("projects:detail", pk=project.pk)
     status = error_status(form) if posted is not None else 200

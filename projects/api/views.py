@@ -1,7 +1,5 @@
 import django_filters
-from django.db import transaction
-from django.db.models import Prefetch, Q
-from django.utils import timezone
+from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -24,8 +22,9 @@ from config.api import (
 from operations.models import OperationsTeam
 
 from .. import services
-from ..choices import FINAL_STAGES, Stage
+from ..choices import Stage
 from ..models import Project
+from ..selectors import overdue_q
 from .serializers import (
     ProjectEventSerializer,
     ProjectSerializer,
@@ -47,7 +46,9 @@ class ProjectFilter(FilterSet):
     team = django_filters.ModelChoiceFilter(
         field_name="receiving_team", queryset=OperationsTeam.objects.all(), label="The receiving operations team"
     )
-    overdue = OverdueFilter(method="filter_overdue", label="Planned handover date passed, not closed or cancelled")
+    overdue = OverdueFilter(
+        method="filter_overdue", label="Planned handover date passed with no handover accepted, and still running"
+    )
     planned_handover_before = django_filters.DateFilter(field_name="planned_handover", lookup_expr="lte")
     planned_handover_after = django_filters.DateFilter(field_name="planned_handover", lookup_expr="gte")
 
@@ -56,7 +57,7 @@ class ProjectFilter(FilterSet):
         fields = ["stage", "receiving_team", "manager", "confidential"]
 
     def filter_overdue(self, queryset, name, value):
-        overdue = Q(planned_handover__lt=timezone.localdate()) & ~Q(stage__in=FINAL_STAGES)
+        overdue = overdue_q()
         return queryset.filter(overdue) if value else queryset.exclude(overdue)
 
 
@@ -85,15 +86,19 @@ class ProjectViewSet(
     ordering_fields = ["code", "name", "stage", "planned_handover", "created_at", "updated_at"]
     ordering = ["code"]
 
-    def get_queryset(self):
-        return (
-            Project.objects.visible_to(self.request.user)
-            .select_related("manager", "receiving_team")
-            .prefetch_related(Prefetch("members", queryset=User.objects.order_by("username")))
+    @staticmethod
+    def _read(projects):
+        return projects.select_related("manager", "receiving_team").prefetch_related(
+            Prefetch("members", queryset=User.objects.order_by("username"))
         )
 
+    def get_queryset(self):
+        return self._read(Project.objects.visible_to(self.request.user))
+
     def _respond(self, project: Project, status_code=status.HTTP_200_OK) -> Response:
-        project = self.get_queryset().get(pk=project.pk)
+        # The project as it now is; unscoped: its author is owed the answer to the change they were allowed to
+        # make, even one that leaves them outside a confidential project.
+        project = self._read(Project.objects).get(pk=project.pk)
         return with_etag(Response(ProjectSerializer(project).data, status=status_code), project.version)
 
     @read_schema(ProjectSerializer, etag=True)
@@ -109,17 +114,13 @@ class ProjectViewSet(
         return self._respond(project, status.HTTP_201_CREATED)
 
     @versioned_schema(request=ProjectUpdateSerializer, response=ProjectSerializer)
-    @transaction.atomic
     def partial_update(self, request, *args, **kwargs):
         project = self.get_object()
         serializer = ProjectUpdateSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
-        members = data.pop("members", None)
         version = expected_version(request, data.pop("version", None))
         project = services.project_update(project=project, by=request.user, expected_version=version, **data)
-        if members is not None:
-            services.project_set_members(project=project, by=request.user, members=members)
         return self._respond(project)
 
     @action_schema(

@@ -242,6 +242,13 @@ SPECIFIC = [
     Bad("projects partial_update", "receiving_team not an id", {"receiving_team": "desk"}, "receiving_team"),
     Bad("projects partial_update", "planned_handover not a date", {"planned_handover": "soon"}, "planned_handover"),
     Bad("projects partial_update", "members unknown", {"members": [UNKNOWN_ID]}, "members"),
+    Bad(
+        "projects partial_update",
+        "receiving_team a fraction",
+        lambda w: {"receiving_team": w.team.pk + 0.5},
+        "receiving_team",
+    ),
+    Bad("projects create", "manager a fraction", lambda w: {"manager": w.users["manager"].pk + 0.9}, "manager"),
     Bad("projects partial_update", "name blank", {"name": "  "}, "name"),
     Bad("projects transition", "to not a stage", {"to": "nowhere"}, "to"),
     Bad("projects transition", "to missing", {"to": MISSING}, "to"),
@@ -260,6 +267,8 @@ SPECIFIC = [
     Bad("teams partial_update", "id is read-only", {"id": 3}, "id"),
     Bad("services create", "team unknown", {"team": UNKNOWN_ID}, "team"),
     Bad("services create", "team null", {"team": None}, "team"),
+    Bad("services create", "team a fraction", lambda w: {"team": w.team.pk + 0.5}, "team"),
+    Bad("services create", "team a float", lambda w: {"team": float(w.team.pk)}, "team"),
     Bad("services create", "name blank", {"name": ""}, "name"),
     Bad("services create", "is_active not settable on create", {"is_active": False}, "is_active"),
     Bad("services partial_update", "is_active not a boolean", {"is_active": "sometimes"}, "is_active"),
@@ -315,6 +324,8 @@ SPECIFIC = [
     Bad("handovers create", "project unknown", {"project": UNKNOWN_ID}, "project"),
     Bad("handovers create", "project beyond any id", {"project": HUGE_ID}, "project"),
     Bad("handovers create", "project not an id", {"project": "CRM-2026"}, "project"),
+    Bad("handovers create", "project a fraction", lambda w: {"project": w.project.pk + 0.5}, "project"),
+    Bad("handovers create", "template a boolean", {"template": True}, "template"),
     Bad("handovers create", "project missing", {"project": MISSING}, "project"),
     Bad("handovers create", "template unknown", {"template": UNKNOWN_ID}, "template"),
     Bad("handovers create", "operations_owner unknown", {"operations_owner": UNKNOWN_ID}, "operations_owner"),
@@ -335,6 +346,13 @@ SPECIFIC = [
     Bad("handovers partial_update", "readiness is read-only", {"readiness": {}}, "readiness"),
     Bad("handovers partial_update", "target_date not a date", {"target_date": "2026-13-01"}, "target_date"),
     Bad("handovers partial_update", "service unknown", {"service": UNKNOWN_ID}, "service"),
+    Bad("handovers partial_update", "service a fraction", lambda w: {"service": w.service.pk + 0.7}, "service"),
+    Bad(
+        "handovers partial_update",
+        "operations_owner a fraction",
+        lambda w: {"operations_owner": w.users["owner"].pk + 0.9},
+        "operations_owner",
+    ),
     Bad(
         "handovers partial_update",
         "operations_owner not in the team",
@@ -736,6 +754,26 @@ def test_patch_with_a_stale_etag_is_412_and_changes_nothing(what: str):
     assert all(retried.json()[key] == value for key, value in second.items())
 
 
+def test_a_change_of_members_alone_moves_the_etag_and_a_stale_one_is_412():
+    """GIVEN two people who read the same project WHEN the first changes only its members THEN the ETag moves, and
+    the second's change of members with the ETag they read is 412 and leaves the first's members in place."""
+    w = World("admin")
+    url = f"{API}/projects/{w.project.pk}/"
+    client = APIClient()
+    client.force_login(w.user("admin"))
+    etag = client.get(url)["ETag"]
+
+    saved = client.patch(url, {"members": [w.users["viewer"].pk]}, format="json", HTTP_IF_MATCH=etag)
+    assert saved.status_code == 200, saved.content
+    assert saved["ETag"] != etag
+
+    before, rows = counts(), snapshot()
+    stale = client.patch(url, {"members": [w.users["member"].pk]}, format="json", HTTP_IF_MATCH=etag)
+    assert_refused(stale, None, status=412, code="stale_version")
+    assert (counts(), snapshot()) == (before, rows)
+    assert [m["id"] for m in client.get(url).json()["members"]] == [w.users["viewer"].pk]
+
+
 def test_if_match_and_version_must_agree():
     case = CASE["projects partial_update"]
     _, client, path = _prepare(case)
@@ -1037,6 +1075,18 @@ def test_filters_narrow_the_list(path: str, params: dict, expected: set[str]):
     }
     query = {key: ids[value[1:]] if str(value).startswith("@") else value for key, value in params.items()}
     assert set(_codes(world.client().get(f"{API}/{path}/", query))) == expected
+
+
+def test_a_project_whose_handover_was_accepted_is_not_overdue():
+    """The API's ``overdue`` means what the web board shows: planned date passed, no handover accepted yet."""
+    world = Portfolio()
+    client = world.client()
+    assert set(_codes(client.get(f"{API}/projects/", {"overdue": "true"}))) == {"ALPHA"}
+
+    Project.objects.filter(code="ALPHA").update(actual_handover=timezone.localdate())
+
+    assert _codes(client.get(f"{API}/projects/", {"overdue": "true"})) == []
+    assert "ALPHA" in _codes(client.get(f"{API}/projects/", {"overdue": "false"}))
 
 
 def test_filters_on_services_items_and_conditions():

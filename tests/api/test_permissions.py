@@ -343,6 +343,13 @@ CASES = [
         body=lambda w: {"name": "CRM roll-out, phase 1"},
     ),
     Case(
+        "projects partial_update (to another manager)",
+        "patch",
+        lambda w: f"{API}/projects/{w.project.pk}/",
+        may(("admin",)),
+        body=lambda w: {"manager": w.users["member"].pk},
+    ),
+    Case(
         "projects transition",
         "post",
         lambda w: f"{API}/projects/{w.project.pk}/transition/",
