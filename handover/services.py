@@ -155,17 +155,16 @@ STATUS_EVENTS = {
 
 
 def _item_changed(item: ChecklistItem, by, now: datetime, change: dict) -> None:
-    outbox.emit(
-        EventType.ITEM_UPDATED,
-        data={
-            **outbox.handover_payload(item.handover),
-            "item": {"id": item.pk, "title": item.title, "risk": item.risk, "side": item.side, "status": item.status},
-            "change": change,
-            "by": by.get_username(),
-        },
-        now=now,
-        handover=item.handover,
-    )
+    outbox.emit(EventType.ITEM_UPDATED, data=_item_event(item, by, change), now=now, handover=item.handover)
+
+
+def _item_event(item: ChecklistItem, by, change: dict) -> dict:
+    return {
+        **outbox.handover_payload(item.handover),
+        "item": {"id": item.pk, "title": item.title, "risk": item.risk, "side": item.side, "status": item.status},
+        "change": change,
+        "by": by.get_username(),
+    }
 
 
 # Timestamps that a status move may have set on the instance; saved with the status.
@@ -583,7 +582,7 @@ def handover_return(
     )
     for item in sent_back:
         item.handover = handover  # the locked instance, so that its version counts every change
-        _move_item(item, ItemStatus.OPEN, by=by, now=now, message=reason, sent_back_reason=reason)
+    _move_items(sent_back, ItemStatus.OPEN, by=by, now=now, message=reason, sent_back_reason=reason)
     handover.decided_at = now
     handover.return_count += 1
     _move_handover(handover, HandoverStatus.RETURNED, by=by, now=now, message=reason)
@@ -652,35 +651,82 @@ def handover_cancel(*, handover: Handover, by, reason: str, expected_version: in
 # ------------------------------------------------------------------------------------------- checklist
 
 
+# What a status move writes on an item: the status, its stamps and reasons, and the version.
+_ITEM_STATE_FIELDS = (
+    "status",
+    "status_changed_at",
+    "done_by",
+    "done_at",
+    "verified_by",
+    "verified_at",
+    "sent_back_reason",
+    "waiver_justification",
+    "waiver_requested_by",
+    "waiver_approved_by",
+    "waiver_approved_at",
+    "not_applicable_reason",
+    "version",
+)
+
+
 def _move_item(item: ChecklistItem, to: ItemStatus, *, by, now: datetime, message: str = "", **fields) -> ChecklistItem:
     """Change an item's status after checking the item transition table, and write its activity entry."""
-    if to not in ITEM_TRANSITIONS[item.status]:
-        raise IllegalTransition(
-            f"An item cannot move from {item.status} to {to}.", rule="item_transition", field="status"
-        )
-    from_state = item.status
-    item.status = to
-    item.status_changed_at = now
-    for name, value in fields.items():
-        setattr(item, name, value)
-    if to == ItemStatus.OPEN:
-        item.done_by = item.done_at = item.verified_by = item.verified_at = None
-        item.waiver_justification = item.not_applicable_reason = ""
-        item.waiver_requested_by = item.waiver_approved_by = item.waiver_approved_at = None
-    item.version += 1
-    item.save()
-    _record(
-        item.handover,
-        by,
-        ActivityVerb.ITEM_STATUS_CHANGED,
-        now=now,
-        item=item,
-        from_state=from_state,
-        to_state=to,
-        message=message,
+    return _move_items([item], to, by=by, now=now, message=message, **fields)[0]
+
+
+def _move_items(
+    items: list[ChecklistItem], to: ItemStatus, *, by, now: datetime, message: str = "", **fields
+) -> list[ChecklistItem]:
+    """``_move_item`` for items of one handover, in a fixed number of queries however many they are (a return
+    sends back up to ``MAX_ITEMS_PER_CALL``): one update of the items, one of the handover, one insert of the
+    activity entries and one ``item.updated`` event each."""
+    if not items:
+        return items
+    moves = []
+    for item in items:
+        if to not in ITEM_TRANSITIONS[item.status]:
+            raise IllegalTransition(
+                f"An item cannot move from {item.status} to {to}.", rule="item_transition", field="status"
+            )
+        moves.append((item, item.status))
+        item.status = to
+        item.status_changed_at = now
+        for name, value in fields.items():
+            setattr(item, name, value)
+        if to == ItemStatus.OPEN:
+            item.done_by = item.done_at = item.verified_by = item.verified_at = None
+            item.waiver_justification = item.not_applicable_reason = ""
+            item.waiver_requested_by = item.waiver_approved_by = item.waiver_approved_at = None
+        item.version += 1
+    ChecklistItem.objects.bulk_update(items, _ITEM_STATE_FIELDS)
+    handover = items[0].handover
+    Handover.objects.filter(pk=handover.pk).update(
+        last_activity_at=now, version=F("version") + len(items), updated_at=now
     )
-    _item_changed(item, by, now, {"from": from_state, "to": to, "message": message})
-    return item
+    handover.last_activity_at = now
+    handover.version += len(items)
+    Activity.objects.bulk_create(
+        Activity(
+            handover=handover,
+            item=item,
+            verb=ActivityVerb.ITEM_STATUS_CHANGED,
+            actor=by,
+            from_state=from_state,
+            to_state=to,
+            message=message,
+            created_at=now,
+        )
+        for item, from_state in moves
+    )
+    outbox.emit_many(
+        EventType.ITEM_UPDATED,
+        [
+            (_item_event(item, by, {"from": from_state, "to": to, "message": message}), handover.pk, None)
+            for item, from_state in moves
+        ],
+        now=now,
+    )
+    return items
 
 
 def _evidence(item: ChecklistItem, by, *, url: str, text: str, now: datetime) -> Evidence | None:
@@ -887,6 +933,15 @@ def item_reopen(*, item: ChecklistItem, by, reason: str = "", expected_version: 
     return _move_item(item, ItemStatus.OPEN, by=by, now=now, message=message, **fields)
 
 
+def _require_assignee_participant(handover: Handover, assignee) -> None:
+    if assignee is not None and not is_participant(handover, assignee):
+        raise InvalidInput(
+            "The assignee must take part in the handover (project member, manager or receiving team).",
+            rule="assignee_not_participant",
+            field="assignee",
+        )
+
+
 ITEM_EDITABLE = ("title", "guidance", "assignee", "due_date", "mandatory", "risk", "side")
 
 
@@ -907,13 +962,7 @@ def item_update(*, item: ChecklistItem, by, expected_version: int | None = None,
         raise NotPermitted(
             f"Only the operations owner may change an item's {', '.join(sorted(owner_only))}.", rule="owner_only"
         )
-    assignee = changes.get("assignee")
-    if assignee is not None and not is_participant(handover, assignee):
-        raise InvalidInput(
-            "The assignee must take part in the handover (project member, manager or receiving team).",
-            rule="assignee_not_participant",
-            field="assignee",
-        )
+    _require_assignee_participant(handover, changes.get("assignee"))
     diff = apply_changes(item, changes, allowed=ITEM_EDITABLE)
     if not diff:
         return item
@@ -950,6 +999,7 @@ def item_add(
     _require_can_edit(handover, by, owner=owner, now=now, what="add an item")
     if risk not in Risk.values:
         raise InvalidInput(f"risk must be one of {', '.join(Risk.values)}.", rule="invalid_choice", field="risk")
+    _require_assignee_participant(handover, assignee)
     last = handover.items.order_by("-position").values_list("position", flat=True).first() or 0
     item = ChecklistItem(
         handover=handover,

@@ -10,6 +10,8 @@ import datetime as dt
 from types import SimpleNamespace
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from config.errors import Conflict, IllegalTransition, InvalidInput, NotPermitted
@@ -18,12 +20,23 @@ from handover.choices import (
     ActivityVerb,
     ConditionStatus,
     DecisionKind,
+    EventType,
     HandoverStatus,
     ItemStatus,
     Risk,
     Side,
 )
-from handover.models import Comment, Condition, Decision, Evidence, Handover, TemplateItem
+from handover.models import (
+    Activity,
+    Comment,
+    Condition,
+    Decision,
+    Event,
+    Evidence,
+    Handover,
+    TemplateItem,
+    WebhookSubscription,
+)
 from handover.selectors import readiness_from_items
 from projects import services as ps
 from projects.choices import Stage
@@ -1168,6 +1181,44 @@ def test_item_update_refused_for_an_assignee_outside_the_handover(handover, peop
         hs.item_update(item=item, by=people.manager, assignee=people.viewer)
 
 
+def test_item_add_refused_for_an_assignee_outside_the_handover(handover, people, refused):
+    with refused(InvalidInput, rule="assignee_not_participant", field="assignee", watch=[handover]):
+        hs.item_add(handover=handover, by=people.manager, title="Runbook", risk=Risk.FAILURE, assignee=people.viewer)
+
+
+def test_a_return_costs_the_same_queries_however_many_items_it_sends_back(handover, people, drive_to_submitted):
+    """GIVEN a webhook subscriber (so every item sent back is also an ``item.updated`` event) WHEN operations
+    returns the handover sending back one item, and later eight THEN both returns send the same statements, and
+    each item sent back still has its activity entry and its event."""
+    WebhookSubscription.objects.create(owner=people.admin, url="https://hooks.example.com/in", secret="s" * 32)
+    for n in range(5):  # with the template's three, eight project-side items
+        hs.item_add(handover=handover, by=people.manager, title=f"Extra {n}", risk=Risk.ADOPTION)
+    drive_to_submitted(handover)
+    done = list(handover.items.filter(mandatory=True, side=Side.PROJECT).order_by("position"))
+    assert len(done) == 8
+
+    def send_back(items) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            hs.handover_return(
+                handover=Handover.objects.get(pk=handover.pk), by=people.owner, reason="Not yet.", items=items
+            )
+        return len(captured.captured_queries)
+
+    one = send_back(done[:1])
+    complete_items(handover, people, done[:1])
+    hs.handover_submit(handover=Handover.objects.get(pk=handover.pk), by=people.manager)
+    eight = send_back(done)
+
+    assert eight == one
+    moved = Activity.objects.filter(handover=handover, verb=ActivityVerb.ITEM_STATUS_CHANGED, to_state=ItemStatus.OPEN)
+    assert moved.count() == 1 + 8
+    events = Event.objects.filter(handover=handover, type=EventType.ITEM_UPDATED, payload__data__change__to="open")
+    assert events.count() == 1 + 8
+    assert set(handover.items.filter(pk__in=[i.pk for i in done]).values_list("status", "sent_back_reason")) == {
+        (ItemStatus.OPEN, "Not yet.")
+    }
+
+
 def test_item_update_refused_for_a_protected_field(handover, people, refused):
     item = item_of(handover)
     with refused(InvalidInput, rule="field_not_editable", field="status", watch=[handover, item]):
@@ -1701,6 +1752,25 @@ def test_a_manager_on_the_receiving_team_verifies_nothing(side, handover, people
     complete_items(handover, people, [item])
     with refused(NotPermitted, rule="operations_only", watch=[handover, item]):
         hs.item_verify(item=item, by=people.manager)
+
+
+def test_a_manager_on_the_receiving_team_does_none_of_operations_own_items(submitted_handover, people, team, refused):
+    """GIVEN the manager sits on the receiving team and an operations-side item was reopened while operations
+    reviews THEN the manager can neither complete it nor add evidence to it: the side that hands over does not do
+    the receiving side's work, from any seat."""
+    team.members.add(people.manager)
+    item = item_of(submitted_handover, Risk.FAILURE, Side.OPERATIONS)
+    hs.item_reopen(item=item, by=people.owner, reason="Run the restore drill again.")
+    item.refresh_from_db()
+    with refused(NotPermitted, rule="responsible_side_only", watch=[submitted_handover, item]):
+        hs.item_complete(item=item, by=people.manager, evidence_url="https://wiki.example.com/drill")
+    with refused(NotPermitted, rule="participant_only", watch=[submitted_handover, item]):
+        hs.evidence_add(item=item, by=people.manager, text="Done it myself.")
+
+    hs.item_complete(item=item, by=people.ops_member, evidence_url="https://wiki.example.com/drill")
+    item.refresh_from_db()
+    with refused(NotPermitted, rule="participant_only", watch=[submitted_handover, item]):
+        hs.item_reopen(item=item, by=people.manager)
 
 
 def test_a_waiver_by_a_manager_who_leads_the_team_still_waits_for_approval(handover, manager_leads_the_team):
