@@ -33,6 +33,7 @@ from . import outbox, services, stalls
 from .choices import OPEN_STATUSES, EventType, HandoverStatus
 from .models import (
     Activity,
+    AdminEvent,
     ApiToken,
     ChecklistItem,
     ChecklistTemplate,
@@ -864,6 +865,15 @@ class DetectionRunAdmin(ReadOnlyAdmin):
 @admin.register(OutboxSweep)
 class OutboxSweepAdmin(ReadOnlyAdmin):
     list_display = ("name", "finished_at", "freed")
+
+
+@admin.register(AdminEvent)
+class AdminEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "kind", "subject", "actor")
+    list_filter = ("kind",)
+    search_fields = ("subject", "actor__username")
+    list_select_related = ("actor",)
+    date_hierarchy = "created_at"
 
 
 class WebhookForm(forms.ModelForm):

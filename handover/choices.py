@@ -182,6 +182,20 @@ class DetectionSource(models.TextChoices):
     COMMAND = "command", "manage.py detect_stalls"
 
 
+class AdminEventKind(models.TextChoices):
+    """Changes to what the product runs on rather than to a handover: templates, API tokens, webhooks."""
+
+    TEMPLATE_CREATED = "template_created", "Template created"
+    TEMPLATE_VERSIONED = "template_versioned", "Template changed (new version)"
+    TEMPLATE_ACTIVATED = "template_activated", "Template activated"
+    TEMPLATE_DEACTIVATED = "template_deactivated", "Template deactivated"
+    TOKEN_CREATED = "token_created", "API token created"
+    TOKEN_REVOKED = "token_revoked", "API token revoked"
+    WEBHOOK_CREATED = "webhook_created", "Webhook created"
+    WEBHOOK_UPDATED = "webhook_updated", "Webhook changed"
+    WEBHOOK_DELETED = "webhook_deleted", "Webhook deleted"
+
+
 class EventType(models.TextChoices):
     """Events published to webhook subscribers (DOMAIN.md "Events for other tools")."""
 

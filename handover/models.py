@@ -9,6 +9,7 @@ from projects.models import Project
 
 from .choices import (
     ActivityVerb,
+    AdminEventKind,
     Channel,
     ConditionStatus,
     DecisionKind,
@@ -484,3 +485,24 @@ class OutboxSweep(models.Model):
 
     def __str__(self) -> str:
         return f"Outbox sweep at {self.finished_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AdminEvent(models.Model):
+    """Append-only audit of configuration: who created, changed, switched or revoked a checklist template, an API
+    token or a webhook subscription, and when (``actor`` empty: the system, as ``load_templates``). The subject is
+    kept as text, so the entry outlives a deleted webhook; secrets are never recorded."""
+
+    kind = models.CharField(max_length=30, choices=AdminEventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    object_id = models.PositiveBigIntegerField(null=True, blank=True)
+    subject = models.CharField(max_length=600)
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subject}"

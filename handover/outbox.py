@@ -38,7 +38,8 @@ from config.validation import apply_changes, clean_or_raise
 from projects.choices import ProjectEventKind
 from projects.models import ProjectEvent
 
-from .choices import DeliveryStatus, EventType
+from .audit import admin_event
+from .choices import AdminEventKind, DeliveryStatus, EventType
 from .models import Event, Handover, Notification, OutboxSweep, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
@@ -509,6 +510,13 @@ def webhook_create(*, by, url: str, events=(), description: str = "", is_active:
     clean_or_raise(subscription, exclude=["owner"])
     _require_http(subscription.url)
     subscription.save()
+    admin_event(
+        AdminEventKind.WEBHOOK_CREATED,
+        by=by,
+        subject=subscription.url,
+        object_id=subscription.pk,
+        changes={"events": subscription.events, "is_active": subscription.is_active},
+    )
     return subscription
 
 
@@ -518,17 +526,24 @@ def webhook_update(*, subscription: WebhookSubscription, by, **changes) -> Webho
     subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
     if "events" in changes:
         changes["events"] = _clean_events(changes["events"])
-    apply_changes(subscription, changes, allowed=WEBHOOK_FIELDS)
+    diff = apply_changes(subscription, changes, allowed=WEBHOOK_FIELDS)
+    if not diff:
+        return subscription
     clean_or_raise(subscription, exclude=["owner"])
     _require_http(subscription.url)
     subscription.save()
+    admin_event(
+        AdminEventKind.WEBHOOK_UPDATED, by=by, subject=subscription.url, object_id=subscription.pk, changes=diff
+    )
     return subscription
 
 
 @transaction.atomic
 def webhook_delete(*, subscription: WebhookSubscription, by) -> None:
     _require_admin(by)
+    pk, url = subscription.pk, subscription.url
     subscription.delete()
+    admin_event(AdminEventKind.WEBHOOK_DELETED, by=by, subject=url, object_id=pk)
 
 
 def _require_http(url: str) -> None:

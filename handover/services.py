@@ -25,11 +25,13 @@ from projects import services as project_services
 from projects.models import Project
 
 from . import outbox
+from .audit import admin_event
 from .choices import (
     HANDOVER_TRANSITIONS,
     ITEM_TRANSITIONS,
     OPEN_STATUSES,
     ActivityVerb,
+    AdminEventKind,
     ConditionStatus,
     DecisionKind,
     EventType,
@@ -1099,12 +1101,13 @@ def _item_signature(key, title, risk, side, mandatory, guidance) -> tuple:
 
 @transaction.atomic
 def template_install(
-    *, kind: str, name: str, description: str, items: Sequence[TemplateItemSpec]
+    *, kind: str, name: str, description: str, items: Sequence[TemplateItemSpec], by=None
 ) -> tuple[ChecklistTemplate, bool]:
     """Install a template definition idempotently; returns the current template and whether anything changed.
 
     Unchanged: nothing is written. Changed: a new version is created and the previous one deactivated, so that
-    ``Handover.template_version`` keeps pointing at what the handover was really built from.
+    ``Handover.template_version`` keeps pointing at what the handover was really built from. ``by`` is who asked
+    (``None``: the system, as ``load_templates``), for the audit.
     """
     keys = [spec.key for spec in items]
     if len(keys) != len(set(keys)):
@@ -1137,6 +1140,16 @@ def template_install(
         )
         clean_or_raise(item, exclude=["template"])
         item.save()
+    if current is None:
+        admin_event(AdminEventKind.TEMPLATE_CREATED, by=by, subject=str(template), object_id=template.pk)
+    else:
+        admin_event(
+            AdminEventKind.TEMPLATE_VERSIONED,
+            by=by,
+            subject=str(template),
+            object_id=template.pk,
+            changes={"version": [current.version, template.version], "items": len(items)},
+        )
     return template, True
 
 
@@ -1177,6 +1190,17 @@ def token_create(
     )
     clean_or_raise(token, exclude=["user"])
     token.save()
+    admin_event(
+        AdminEventKind.TOKEN_CREATED,
+        by=by,
+        subject=f"{token} of {user.get_username()}",
+        object_id=token.pk,
+        changes={
+            "user": user.get_username(),
+            "read_only": read_only,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+    )
     return token, raw
 
 
@@ -1189,6 +1213,8 @@ def token_revoke(*, token: ApiToken, by) -> ApiToken:
     if not updated:
         raise IllegalTransition("The token is already revoked.", rule="token_revoked")
     token.refresh_from_db()
+    subject = f"{token} of {token.user.get_username()}"
+    admin_event(AdminEventKind.TOKEN_REVOKED, by=by, subject=subject, object_id=token.pk)
     return token
 
 
@@ -1231,10 +1257,15 @@ def template_update(
             name=template.name,
             description=template.description if description is None else description,
             items=specs,
+            by=by,
         )
     if is_active is not None and template.is_active != is_active:
         template.is_active = is_active
         template.save(update_fields=["is_active", "updated_at"])
+        kind = AdminEventKind.TEMPLATE_ACTIVATED if is_active else AdminEventKind.TEMPLATE_DEACTIVATED
+        admin_event(
+            kind, by=by, subject=str(template), object_id=template.pk, changes={"is_active": [not is_active, is_active]}
+        )
     return template
 
 
@@ -1249,5 +1280,5 @@ def template_create(
         raise InvalidInput(
             "A template with this name exists; edit it to make a new version.", rule="name_taken", field="name"
         )
-    template, _ = template_install(kind=kind, name=name, description=description, items=items)
+    template, _ = template_install(kind=kind, name=name, description=description, items=items, by=by)
     return template

@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 from handover.choices import HandoverStatus, ItemStatus, Risk, Side
 from handover.models import (
     Activity,
+    AdminEvent,
     ApiToken,
     ChecklistItem,
     ChecklistTemplate,
@@ -83,6 +84,7 @@ UNKNOWN_ID = 999_999
 TOO_LONG = "x" * 100_001
 
 TABLES = (
+    AdminEvent,
     Project,
     ProjectEvent,
     Handover,
