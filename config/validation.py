@@ -32,11 +32,27 @@ def _unique_field(error: ValidationError) -> str | None:
     return None
 
 
+# Free text a person types (reasons, notes, comments, evidence notes): long enough for anything written by hand,
+# bounded so that one request cannot store megabytes in an audit row.
+MAX_TEXT = 10_000
+
+
 def require_text(value: str | None, *, field: str, rule: str, what: str) -> str:
-    """Strip ``value`` and refuse it when empty; ``what`` completes "... needs ..."."""
+    """Strip ``value`` and refuse it when empty or longer than ``MAX_TEXT``; ``what`` names it for a person
+    ("A reason for snoozing")."""
     text = (value or "").strip()
     if not text:
         raise InvalidInput(f"{what} is required.", rule=rule, field=field)
+    return bounded_text(text, field=field, what=what)
+
+
+def bounded_text(value: str | None, *, field: str, what: str) -> str:
+    """Strip optional free text (``None``: empty) and refuse it when longer than ``MAX_TEXT``."""
+    text = (value or "").strip()
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(
+            f"{what} is longer than {MAX_TEXT:,} characters ({len(text):,}).", rule="too_long", field=field
+        )
     return text
 
 

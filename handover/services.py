@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from config.errors import Conflict, IllegalTransition, InvalidInput, NotPermitted
-from config.validation import apply_changes, clean_or_raise, require_text
+from config.validation import apply_changes, bounded_text, clean_or_raise, require_text
 from operations.models import Service
 from operations.selectors import is_team_member
 from projects import services as project_services
@@ -61,8 +61,6 @@ from .selectors import (
     is_operations_owner,
     is_participant,
 )
-
-MAX_TEXT = 10_000
 
 # ------------------------------------------------------------------------------------------------- helpers
 
@@ -120,10 +118,7 @@ def _record(
 
 
 def _text(value: str | None, *, field: str, what: str, rule: str) -> str:
-    text = require_text(value, field=field, rule=rule, what=what)
-    if len(text) > MAX_TEXT:
-        raise InvalidInput(f"{field} is longer than {MAX_TEXT} characters.", rule="too_long", field=field)
-    return text
+    return require_text(value, field=field, rule=rule, what=what)
 
 
 def _move_handover(handover: Handover, to: HandoverStatus, *, by, now: datetime, message: str = "") -> None:
@@ -481,7 +476,8 @@ def handover_accept(*, handover: Handover, by, note: str = "", expected_version:
     """The operations owner accepts: every mandatory item verified, approved-waived or not applicable."""
     handover = _lock(handover)
     _check_version(handover, expected_version)
-    return _accept(handover, by, kind=DecisionKind.ACCEPTED, note=(note or "").strip(), conditions=())
+    note = bounded_text(note, field="note", what="The note")
+    return _accept(handover, by, kind=DecisionKind.ACCEPTED, note=note, conditions=())
 
 
 @transaction.atomic
@@ -507,7 +503,11 @@ def handover_accept_with_conditions(
         )
     cleaned = [_clean_condition(handover, c, index) for index, c in enumerate(conditions)]
     return _accept(
-        handover, by, kind=DecisionKind.ACCEPTED_WITH_CONDITIONS, note=(note or "").strip(), conditions=cleaned
+        handover,
+        by,
+        kind=DecisionKind.ACCEPTED_WITH_CONDITIONS,
+        note=bounded_text(note, field="note", what="The note"),
+        conditions=cleaned,
     )
 
 
@@ -627,7 +627,8 @@ def handover_complete(*, handover: Handover, by, note: str = "", expected_versio
         )
     now = timezone.now()
     handover.completed_at = now
-    _move_handover(handover, HandoverStatus.COMPLETED, by=by, now=now, message=(note or "").strip())
+    note = bounded_text(note, field="note", what="The note")
+    _move_handover(handover, HandoverStatus.COMPLETED, by=by, now=now, message=note)
     return handover
 
 
@@ -792,7 +793,13 @@ def item_verify(*, item: ChecklistItem, by, note: str = "", expected_version: in
     _require_open(item.handover, "verify an item")
     now = timezone.now()
     return _move_item(
-        item, ItemStatus.VERIFIED, by=by, now=now, message=(note or "").strip(), verified_by=by, verified_at=now
+        item,
+        ItemStatus.VERIFIED,
+        by=by,
+        now=now,
+        message=bounded_text(note, field="note", what="The note"),
+        verified_by=by,
+        verified_at=now,
     )
 
 
@@ -930,8 +937,7 @@ def item_reopen(*, item: ChecklistItem, by, reason: str = "", expected_version: 
             "Only the item's responsible side, the project manager or the operations owner may reopen it.",
             rule="participant_only",
         )
-    if len(message) > MAX_TEXT:
-        raise InvalidInput(f"reason is longer than {MAX_TEXT} characters.", rule="too_long", field="reason")
+    message = bounded_text(message, field="reason", what="The reason")
     return _move_item(item, ItemStatus.OPEN, by=by, now=now, message=message, **fields)
 
 
@@ -1065,7 +1071,7 @@ def condition_mark_met(*, condition: Condition, by, note: str = "") -> Condition
         raise IllegalTransition("The condition is already met.", rule="condition_met")
     now = timezone.now()
     condition.status, condition.met_by, condition.met_at = ConditionStatus.MET, by, now
-    condition.met_note = (note or "").strip()
+    condition.met_note = bounded_text(note, field="note", what="The note")
     condition.save(update_fields=["status", "met_by", "met_at", "met_note"])
     _record(
         handover,

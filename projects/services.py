@@ -6,7 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from config.errors import Conflict, DomainError, IllegalTransition, InvalidInput, NotPermitted
-from config.validation import apply_changes, clean_or_raise
+from config.validation import apply_changes, bounded_text, clean_or_raise
 
 from .choices import STAGE_TRANSITIONS, MoveKind, ProjectEventKind, Stage
 from .models import Project, ProjectEvent
@@ -229,6 +229,7 @@ def project_transition(
     problem = transition_problem(project, to, by=by, reason=reason)
     if problem is not None:
         raise problem
+    reason = bounded_text(reason, field="reason", what="The reason")
     now = timezone.now()
     from_stage = project.stage
     project.stage = to
@@ -242,7 +243,7 @@ def project_transition(
         at=now,
         from_stage=from_stage,
         to_stage=to,
-        reason=(reason or "").strip(),
+        reason=reason,
     )
     return project
 

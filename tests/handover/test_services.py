@@ -1778,3 +1778,79 @@ def test_a_waiver_by_a_manager_who_leads_the_team_still_waits_for_approval(hando
     hs.item_waive(item=item, by=manager_leads_the_team, justification="The vendor runs it.")
     item.refresh_from_db()
     assert (item.status, item.waiver_approved_by) == (ItemStatus.WAIVED, None)
+
+
+# ------------------------------------------------------------------------------------------- text bounds
+
+TOO_LONG = "x" * 10_001
+
+
+def _done_item(h, p):
+    complete_items(h, p, [item_of(h)])
+
+
+def _no_handover(h, p):
+    hs.handover_cancel(handover=h, by=p.manager, reason="Re-planned.")
+
+
+# case: (handover status, setup or None, the call with an over-long text, the field it names)
+LONG_TEXT = {
+    "accept note": ("submitted", None, lambda h, p: hs.handover_accept(handover=h, by=p.owner, note=TOO_LONG), "note"),
+    "conditional acceptance note": (
+        "submitted",
+        None,
+        lambda h, p: hs.handover_accept_with_conditions(
+            handover=h, by=p.owner, note=TOO_LONG, conditions=[hs.ConditionInput("Drill.", p.owner, today(7))]
+        ),
+        "note",
+    ),
+    "completion note": (
+        "hypercare",
+        None,
+        lambda h, p: hs.handover_complete(handover=h, by=p.owner, note=TOO_LONG),
+        "note",
+    ),
+    "verification note": (
+        "preparing",
+        _done_item,
+        lambda h, p: hs.item_verify(item=item_of(h), by=p.owner, note=TOO_LONG),
+        "note",
+    ),
+    "reopening reason": (
+        "preparing",
+        _done_item,
+        lambda h, p: hs.item_reopen(item=item_of(h), by=p.manager, reason=TOO_LONG),
+        "reason",
+    ),
+    "return reason": (
+        "submitted",
+        None,
+        lambda h, p: hs.handover_return(handover=h, by=p.owner, reason=TOO_LONG),
+        "reason",
+    ),
+    "condition met note": (
+        "accepted_with_conditions",
+        None,
+        lambda h, p: hs.condition_mark_met(condition=h.conditions.get(), by=p.owner, note=TOO_LONG),
+        "note",
+    ),
+    "project cancel reason": (
+        "preparing",
+        _no_handover,
+        lambda h, p: ps.project_transition(project=h.project, to=Stage.CANCELLED, by=p.manager, reason=TOO_LONG),
+        "reason",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", LONG_TEXT)
+def test_free_text_longer_than_ten_thousand_characters_is_refused_naming_it(case, handover_in, people, refused):
+    """Every note and reason a person types is bounded alike, and the refusal says what in words, not a path."""
+    status, setup, call, field = LONG_TEXT[case]
+    handover = handover_in(status)
+    if setup is not None:
+        setup(handover, people)
+    with refused(InvalidInput, rule="too_long", field=field) as error:
+        call(Handover.objects.get(pk=handover.pk), people)
+    assert "longer than 10,000 characters" in error.value.message
+    assert not {"[", "_"} & set(error.value.message)  # words, not a field path such as conditions[0].text
