@@ -490,7 +490,9 @@ def _flag_card(request, flag: StallFlag, bound: Bound | None = None) -> dict:
             prefix=f"f{flag.pk}-snooze",
             initial={"until": default_until.replace(minute=0, second=0, microsecond=0)},
         )
-    return {"flag": flag, "actions": actions, "forms": forms}
+    # A form posted for a move the card no longer offers (someone acknowledged first): its refusal, on the card.
+    refusals = [m for (pk, action), form in bound.flags.items() if action not in forms for m in _messages(form)]
+    return {"flag": flag, "actions": actions, "forms": forms, "refusals": refusals}
 
 
 def _needs_me_only(request) -> bool:
@@ -604,8 +606,11 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
     conditions = list(handover.conditions.select_related("owner", "met_by"))
     for condition in conditions:
         condition.may_mark_met = can_mark_condition_met(condition, handover, user)
+        posted = bound.conditions.get(condition.pk)
         if condition.may_mark_met:
-            condition.form = bound.conditions.get(condition.pk) or ConditionMetForm(prefix=f"c{condition.pk}")
+            condition.form = posted or ConditionMetForm(prefix=f"c{condition.pk}")
+        else:  # marked met meanwhile, by someone else: say why the form went away
+            condition.refusals = _messages(posted) if posted is not None else []
     titles = {item.pk: item.title for item in items}
     activity = list(handover.activity.select_related("actor").order_by("-created_at", "-id")[:ACTIVITY_SHOWN])
     for entry in activity:

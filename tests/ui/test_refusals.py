@@ -153,6 +153,38 @@ def test_a_stage_move_by_someone_else_is_403_and_a_kpi_reading_by_an_outsider_to
 # ---------------------------------------------------------------------------- 400 and 409, nothing written
 
 
+def test_acknowledging_a_flag_someone_acknowledged_first_says_so_on_the_card(
+    client_for, owner, lead, submitted_handover
+):
+    """GIVEN the owner and the lead both have the flag open WHEN the owner acknowledges first and the lead second
+    THEN the lead's card comes back 409 saying it is already acknowledged, not silently without the form."""
+    stall = flag(submitted_handover, StallRule.REVIEW_OVERDUE)
+    action = url("handover:stall-action", stall.pk, "acknowledge")
+    note = {f"f{stall.pk}-ack-note": "Reviewing on Monday."}
+    assert client_for(owner, htmx=True).post(action, note).status_code == 200
+
+    late = client_for(lead, htmx=True).post(action, {f"f{stall.pk}-ack-note": "I'll take it."})
+
+    assert late.status_code == 409
+    assert "already acknowledged" in body(late)
+    stall.refresh_from_db()
+    assert (stall.acknowledged_by, stall.acknowledge_note) == (owner, "Reviewing on Monday.")
+
+
+def test_marking_a_condition_met_twice_says_it_is_met(client_for, ops_member, conditional_handover):
+    condition = Condition.objects.get(handover=conditional_handover)
+    action = url("handover:condition-met", condition.pk)
+    client = client_for(ops_member)
+    assert client.post(action, {f"c{condition.pk}-note": "Drill done."}).status_code == 302
+
+    again = client.post(action, {f"c{condition.pk}-note": "Done again."})
+
+    assert again.status_code == 409
+    assert "already met" in body(again)
+    condition.refresh_from_db()
+    assert condition.met_note == "Drill done."
+
+
 def test_an_invalid_date_is_400_with_the_field_named_and_nothing_written(client_for, owner, accepted_handover):
     before = _writes(accepted_handover)
 
