@@ -2,8 +2,7 @@
 
 from django.utils.functional import SimpleLazyObject
 
-from .choices import Channel
-from .models import Notification
+from .selectors import inbox
 
 
 def navigation(request) -> dict:
@@ -11,8 +10,4 @@ def navigation(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    return {
-        "unread_notifications": SimpleLazyObject(
-            lambda: Notification.objects.filter(recipient=user, channel=Channel.IN_APP, read_at__isnull=True).count()
-        )
-    }
+    return {"unread_notifications": SimpleLazyObject(lambda: inbox(user).filter(read_at__isnull=True).count())}

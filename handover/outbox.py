@@ -41,6 +41,7 @@ from projects.models import ProjectEvent
 from .audit import admin_event
 from .choices import AdminEventKind, DeliveryStatus, EventType
 from .models import Event, Handover, Notification, OutboxSweep, WebhookDelivery, WebhookSubscription
+from .selectors import inbox
 
 logger = logging.getLogger(__name__)
 
@@ -358,7 +359,7 @@ def send_notification(notification_id: int, *, now: datetime | None = None) -> b
 @transaction.atomic
 def notifications_mark_read(*, user, ids: Iterable[int] | None = None) -> int:
     """Mark the user's in-app notifications read (all of them when ``ids`` is None); returns how many changed."""
-    unread = Notification.objects.filter(recipient=user, read_at__isnull=True)
+    unread = inbox(user).filter(read_at__isnull=True)
     if ids is not None:
         unread = unread.filter(pk__in=list(ids))
     return unread.update(read_at=timezone.now())

@@ -18,13 +18,14 @@ from .choices import (
     ITEM_TRANSITIONS,
     OPEN_STATUSES,
     ActivityVerb,
+    Channel,
     ConditionStatus,
     HandoverStatus,
     ItemStatus,
     Risk,
     Side,
 )
-from .models import Activity, ChecklistItem, Condition, Handover, StallFlag
+from .models import Activity, ChecklistItem, Condition, Handover, Notification, StallFlag
 
 # ---------------------------------------------------------------------------------------------------- roles
 
@@ -85,6 +86,14 @@ def can_verify_item(item: ChecklistItem, user) -> bool:
 
 def handovers_visible_to(user) -> QuerySet[Handover]:
     return Handover.objects.filter(project__in=Project.objects.visible_to(user))
+
+
+def inbox(user) -> QuerySet[Notification]:
+    """``user``'s in-app notifications about handovers they may still see: someone who has left a confidential
+    project's receiving team no longer reads about it, in the inbox, its count or the API."""
+    return Notification.objects.filter(
+        recipient=user, channel=Channel.IN_APP, flag__handover__project__in=Project.objects.visible_to(user)
+    )
 
 
 # ------------------------------------------------------------------------------------------------ readiness

@@ -42,7 +42,7 @@ from projects.services import can_manage
 
 from . import outbox, stalls
 from . import services as hs
-from .choices import Channel, ConditionStatus, HandoverStatus, ItemStatus, Risk
+from .choices import ConditionStatus, HandoverStatus, ItemStatus, Risk
 from .forms import (
     AcceptForm,
     AcceptWithConditionsForm,
@@ -73,7 +73,6 @@ from .models import (
     Condition,
     Evidence,
     Handover,
-    Notification,
     StallFlag,
 )
 from .selectors import (
@@ -85,6 +84,7 @@ from .selectors import (
     handover_is_overdue,
     handover_roles,
     handovers_visible_to,
+    inbox,
     is_operations_owner,
     item_actions,
     items_awaiting_verification_by,
@@ -280,9 +280,7 @@ def home(request):
     context["manager_flags"] = [_flag_card(request, flag) for flag in manager_flags]
     context["operations_flags"] = [_flag_card(request, flag) for flag in operations_flags]
     context["notifications"] = list(
-        Notification.objects.filter(recipient=user, channel=Channel.IN_APP, read_at__isnull=True)
-        .select_related("flag")
-        .order_by("-created_at", "-id")[:5]
+        inbox(user).filter(read_at__isnull=True).select_related("flag").order_by("-created_at", "-id")[:5]
     )
     context["is_manager"] = bool(managed) or Project.objects.filter(manager=user).exists()
     context["is_operations"] = bool(teams) or bool(incoming)
@@ -1019,12 +1017,8 @@ def stall_action(request, pk: int, action: str):
 @login_required
 def notifications(request):
     """The in-app inbox: stall flags on handovers you own, manage or lead; newest first."""
-    inbox = (
-        Notification.objects.filter(recipient=request.user, channel=Channel.IN_APP)
-        .select_related("flag")
-        .order_by("-created_at", "-id")
-    )
-    page = Paginator(inbox, 50).get_page(request.GET.get("page"))
+    notices = inbox(request.user).select_related("flag").order_by("-created_at", "-id")
+    page = Paginator(notices, 50).get_page(request.GET.get("page"))
     return render(request, "handover/notifications.html", {"nav": "notifications", "page": page})
 
 
@@ -1032,9 +1026,7 @@ def notifications(request):
 @require_GET
 def notification_open(request, pk: int):
     """Follow a notification: mark it read and go to its handover's page (404 for someone else's notification)."""
-    notification = get_object_or_404(
-        Notification.objects.filter(recipient=request.user, channel=Channel.IN_APP).select_related("flag"), pk=pk
-    )
+    notification = get_object_or_404(inbox(request.user).select_related("flag"), pk=pk)
     if notification.read_at is None:
         outbox.notifications_mark_read(user=request.user, ids=[notification.pk])
     handover_id = notification.flag.handover_id

@@ -34,7 +34,7 @@ from projects.choices import Stage
 from projects.models import Project
 
 from .. import outbox, services, stalls
-from ..choices import ACCEPTED_STATUSES, Channel, HandoverStatus, ItemStatus, Risk, Side, StallRule
+from ..choices import ACCEPTED_STATUSES, HandoverStatus, ItemStatus, Risk, Side, StallRule
 from ..models import (
     ApiToken,
     ChecklistItem,
@@ -46,7 +46,7 @@ from ..models import (
     StallFlag,
     WebhookSubscription,
 )
-from ..selectors import handovers_visible_to
+from ..selectors import handovers_visible_to, inbox
 from .serializers import (
     AcceptWithConditionsSerializer,
     AcknowledgeSerializer,
@@ -776,7 +776,7 @@ class NotificationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Notification.objects.none()
-        return Notification.objects.filter(recipient=self.request.user, channel=Channel.IN_APP).select_related("flag")
+        return inbox(self.request.user).select_related("flag")
 
     @extend_schema(request=None, responses={200: NotificationSerializer, **error_responses(400, 401, 403, 404)})
     @action(detail=True, methods=["post"])

@@ -700,14 +700,25 @@ CASES = [
     ),
     # notifications: everyone's own inbox, nobody else's (not even an administrator's)
     Case("notifications list", "get", lambda w: f"{API}/notifications/", READ),
-    Case("notifications retrieve (own)", "get", lambda w: f"{API}/notifications/{w.own_notification.pk}/", READ),
+    # A notice about a confidential project is for those who still take part in it: the outsider's own is 404.
+    Case(
+        "notifications retrieve (own)",
+        "get",
+        lambda w: f"{API}/notifications/{w.own_notification.pk}/",
+        SCOPED_READ,
+    ),
     Case(
         "notifications retrieve (another's)",
         "get",
         lambda w: f"{API}/notifications/{w.others_notification.pk}/",
         roles(404),
     ),
-    Case("notifications read", "post", lambda w: f"{API}/notifications/{w.own_notification.pk}/read/", READ),
+    Case(
+        "notifications read",
+        "post",
+        lambda w: f"{API}/notifications/{w.own_notification.pk}/read/",
+        SCOPED_READ,
+    ),
     Case("notifications read-all", "post", lambda w: f"{API}/notifications/read-all/", READ, body=lambda w: {}),
     # webhooks: administrators only
     Case("webhooks list", "get", lambda w: f"{API}/webhooks/", may(("admin",), scoped=False)),

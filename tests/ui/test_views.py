@@ -949,6 +949,22 @@ def test_notifications_are_listed_and_marked_read(client_for, manager, viewer, h
     assert tid("unread-count") not in body(client.get(reverse("handover:notifications")))
 
 
+def test_someone_who_left_a_confidential_projects_team_no_longer_reads_about_it(client_for, ops_member, team, handover):
+    """GIVEN a team member notified about a confidential project's handover WHEN they leave the receiving team
+    THEN the notice is gone from their inbox, its count, their home page, the API and its own link."""
+    type(handover.project).objects.filter(pk=handover.project_id).update(confidential=True)
+    notice = notify(ops_member, flag(handover, StallRule.PAST_TARGET))
+    client = client_for(ops_member)
+    assert body(client.get(reverse("handover:notifications"))).count(tid("notification")) == 1
+
+    team.members.remove(ops_member)
+
+    assert tid("notification") not in body(client.get(reverse("handover:notifications")))
+    assert tid("unread-count") not in body(client.get(reverse("home")))
+    assert client.get("/api/v1/notifications/").json()["count"] == 0
+    assert client.get(reverse("handover:notification-open", args=[notice.pk])).status_code == 404
+
+
 @pytest.mark.parametrize("bad", ["²", "abc", "9" * 5000, ""])
 def test_marking_read_refuses_an_id_that_is_not_a_number(bad, client_for, manager, handover):
     mine = notify(manager, flag(handover, StallRule.IDLE))
