@@ -455,6 +455,7 @@ class ConditionInput:
 def _accept(handover: Handover, by, *, kind: DecisionKind, note: str, conditions: Sequence[ConditionInput]):
     _require_decision_possible(handover, by)
     _require_acceptable(handover)
+    note = bounded_text(note, field="note", what="The note")
     now = timezone.now()
     decision = _decide(handover, by, kind, now=now, reason=note)
     for condition in conditions:
@@ -476,7 +477,6 @@ def handover_accept(*, handover: Handover, by, note: str = "", expected_version:
     """The operations owner accepts: every mandatory item verified, approved-waived or not applicable."""
     handover = _lock(handover)
     _check_version(handover, expected_version)
-    note = bounded_text(note, field="note", what="The note")
     return _accept(handover, by, kind=DecisionKind.ACCEPTED, note=note, conditions=())
 
 
@@ -502,13 +502,7 @@ def handover_accept_with_conditions(
             f"A decision takes at most {MAX_CONDITIONS} conditions.", rule="too_many_conditions", field="conditions"
         )
     cleaned = [_clean_condition(handover, c, index) for index, c in enumerate(conditions)]
-    return _accept(
-        handover,
-        by,
-        kind=DecisionKind.ACCEPTED_WITH_CONDITIONS,
-        note=bounded_text(note, field="note", what="The note"),
-        conditions=cleaned,
-    )
+    return _accept(handover, by, kind=DecisionKind.ACCEPTED_WITH_CONDITIONS, note=note, conditions=cleaned)
 
 
 MAX_CONDITIONS = 50
