@@ -106,7 +106,7 @@ def _headers(response: Response) -> dict:
 # Django's own handlers, which render the web UI's 400/403/404/500 templates.
 
 
-def _is_api(request) -> bool:
+def is_api_request(request) -> bool:
     return request.path_info.startswith("/api/")
 
 
@@ -129,25 +129,25 @@ def api_not_found(request, *args, **kwargs) -> JsonResponse:
 
 
 def handler400(request, exception):
-    if _is_api(request):
+    if is_api_request(request):
         return _json_error(status.HTTP_400_BAD_REQUEST, "bad_request", "The request could not be understood.")
     return defaults.bad_request(request, exception)
 
 
 def handler403(request, exception):
-    if _is_api(request):
+    if is_api_request(request):
         return _json_error(status.HTTP_403_FORBIDDEN, "permission_denied", "You may not do this.")
     return defaults.permission_denied(request, exception)
 
 
 def handler404(request, exception):
-    if _is_api(request):
+    if is_api_request(request):
         return api_not_found(request)
     return defaults.page_not_found(request, exception)
 
 
 def handler500(request):
-    if _is_api(request):
+    if is_api_request(request):
         return _json_error(
             status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side; it was recorded."
         )

@@ -8,16 +8,12 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from .api import error_body
+from .api import error_body, is_api_request
 
 STALE_PAGE = (
     "This page was loaded before you signed in or out elsewhere, so the form on it can no longer be sent. "
     "Reload the page and try again."
 )
-
-
-def _is_api(request) -> bool:
-    return request.path_info.startswith("/api/")
 
 
 def _page_of(request) -> str:
@@ -38,7 +34,7 @@ class WebEdgesMiddleware:
 
     def __call__(self, request):
         response = self.get_response(request)
-        if _is_api(request):
+        if is_api_request(request):
             return response
         if getattr(request, "htmx", False) and response.status_code == 302 and self._to_login(response):
             redirected = HttpResponse(status=204)
@@ -57,7 +53,7 @@ class WebEdgesMiddleware:
 
 def csrf_failure(request, reason: str = ""):
     """``CSRF_FAILURE_VIEW``: the product's 403 page, saying what happened and what to do (htmx shows it in place)."""
-    if _is_api(request):
+    if is_api_request(request):
         message = "CSRF check failed: with session authentication, send the X-CSRFToken header."
         return JsonResponse(error_body(403, "csrf_failed", message), status=403)
     return render(request, "403.html", {"exception": STALE_PAGE}, status=403)

@@ -489,7 +489,7 @@ def _flag_card(request, flag: StallFlag, bound: Bound | None = None) -> dict:
             initial={"until": default_until.replace(minute=0, second=0, microsecond=0)},
         )
     # A form posted for a move the card no longer offers (someone acknowledged first): its refusal, on the card.
-    refusals = [m for (pk, action), form in bound.flags.items() if action not in forms for m in _messages(form)]
+    refusals = [m for (_, action), form in bound.flags.items() if action not in forms for m in _messages(form)]
     return {"flag": flag, "actions": actions, "forms": forms, "refusals": refusals}
 
 
