@@ -536,23 +536,6 @@ class EvidenceInline(admin.TabularInline):
         return False
 
 
-ITEM_RECORD = (
-    "status",
-    "status_changed_at",
-    "done_by",
-    "done_at",
-    "verified_by",
-    "verified_at",
-    "sent_back_reason",
-    "waiver_justification",
-    "waiver_requested_by",
-    "waiver_approved_by",
-    "waiver_approved_at",
-    "not_applicable_reason",
-    "version",
-)
-
-
 def _items(queryset):
     return queryset.select_related("handover__project", "handover__receiving_team")
 
@@ -567,15 +550,15 @@ class ChecklistItemAdmin(ServiceBackedAdmin):
     autocomplete_fields = ("assignee",)
     fieldsets = (
         (None, {"fields": ("handover", "title", "guidance", "risk", "side", "mandatory", "assignee", "due_date")}),
-        ("Progress", {"fields": ITEM_RECORD}),
+        ("Progress", {"fields": services.ITEM_STATE_FIELDS}),
     )
     inlines = (EvidenceInline,)
     actions = ("complete", "verify", "send_back", "waive", "approve_waiver", "mark_not_applicable", "reopen")
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.handover.status not in OPEN_STATUSES:
-            return ("handover", *services.ITEM_EDITABLE, *ITEM_RECORD)
-        return ("handover", *ITEM_RECORD)
+            return ("handover", *services.ITEM_EDITABLE, *services.ITEM_STATE_FIELDS)
+        return ("handover", *services.ITEM_STATE_FIELDS)
 
     def has_add_permission(self, request):
         return False  # items come from the template, or are added on the handover's checklist

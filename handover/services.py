@@ -101,10 +101,7 @@ def _record(
     data: dict | None = None,
 ) -> Activity:
     """Write the activity entry and move the handover's last-activity time (the idle rule reads it)."""
-    Handover.objects.filter(pk=handover.pk).update(last_activity_at=now, version=F("version") + 1, updated_at=now)
-    handover.last_activity_at = now
-    handover.version += 1
-    return Activity.objects.create(
+    entry = Activity(
         handover=handover,
         item=item,
         verb=verb,
@@ -115,6 +112,17 @@ def _record(
         data=data or {},
         created_at=now,
     )
+    return _record_all(handover, [entry], now=now)[0]
+
+
+def _record_all(handover: Handover, entries: list[Activity], *, now: datetime) -> list[Activity]:
+    """``_record`` for many entries on one handover in two queries: one version step per entry, as one by one."""
+    Handover.objects.filter(pk=handover.pk).update(
+        last_activity_at=now, version=F("version") + len(entries), updated_at=now
+    )
+    handover.last_activity_at = now
+    handover.version += len(entries)
+    return Activity.objects.bulk_create(entries)
 
 
 def _text(value: str | None, *, field: str, what: str, rule: str) -> str:
@@ -648,8 +656,8 @@ def handover_cancel(*, handover: Handover, by, reason: str, expected_version: in
 # ------------------------------------------------------------------------------------------- checklist
 
 
-# What a status move writes on an item: the status, its stamps and reasons, and the version.
-_ITEM_STATE_FIELDS = (
+# What a status move writes on an item: the status, its stamps and reasons, and the version (read-only in the admin).
+ITEM_STATE_FIELDS = (
     "status",
     "status_changed_at",
     "done_by",
@@ -695,25 +703,24 @@ def _move_items(
             item.waiver_justification = item.not_applicable_reason = ""
             item.waiver_requested_by = item.waiver_approved_by = item.waiver_approved_at = None
         item.version += 1
-    ChecklistItem.objects.bulk_update(items, _ITEM_STATE_FIELDS)
+    ChecklistItem.objects.bulk_update(items, ITEM_STATE_FIELDS)
     handover = items[0].handover
-    Handover.objects.filter(pk=handover.pk).update(
-        last_activity_at=now, version=F("version") + len(items), updated_at=now
-    )
-    handover.last_activity_at = now
-    handover.version += len(items)
-    Activity.objects.bulk_create(
-        Activity(
-            handover=handover,
-            item=item,
-            verb=ActivityVerb.ITEM_STATUS_CHANGED,
-            actor=by,
-            from_state=from_state,
-            to_state=to,
-            message=message,
-            created_at=now,
-        )
-        for item, from_state in moves
+    _record_all(
+        handover,
+        [
+            Activity(
+                handover=handover,
+                item=item,
+                verb=ActivityVerb.ITEM_STATUS_CHANGED,
+                actor=by,
+                from_state=from_state,
+                to_state=to,
+                message=message,
+                created_at=now,
+            )
+            for item, from_state in moves
+        ],
+        now=now,
     )
     outbox.emit_many(
         EventType.ITEM_UPDATED,
