@@ -81,7 +81,7 @@ class ChecklistTemplateAdmin(ServiceBackedAdmin):
     """A template and its items are one definition, saved together by ``template_create``/``template_update``.
 
     Changing the items or the description installs a new version and deactivates the old one; live handovers keep
-    their own copy of the items (DOMAIN.md), so editing a template never rewrites one.
+    their own copy of the items (docs/domain.md "Checklist items"), so editing a template never rewrites one.
     """
 
     list_display = ("name", "version", "kind", "is_active", "item_count", "handover_count", "updated_at")

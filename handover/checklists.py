@@ -1,4 +1,4 @@
-"""The default checklist templates, one per kind of project (DOMAIN.md "Default template items").
+"""The default checklist templates, one per kind of project (docs/domain.md "Checklist items").
 
 This module is data: each template lists its items per risk, drawn from the domain's pool and tailored to the kind
 of project. Items whose wording is the same for several kinds are defined once below and shared. A definition's

@@ -4,7 +4,7 @@ from operations.choices import StallRule  # noqa: F401 (re-exported: the rules a
 
 
 class Risk(models.TextChoices):
-    """The three things that go wrong when a transition is done badly (DOMAIN.md)."""
+    """The three things that go wrong when a transition is done badly (docs/domain.md "Why it exists")."""
 
     INEFFICIENCY = "inefficiency", "Operational inefficiency"
     FAILURE = "failure", "System failure"
@@ -197,7 +197,7 @@ class AdminEventKind(models.TextChoices):
 
 
 class EventType(models.TextChoices):
-    """Events published to webhook subscribers (DOMAIN.md "Events for other tools")."""
+    """Events published to webhook subscribers (docs/domain.md "Events for other tools")."""
 
     HANDOVER_CREATED = "handover.created", "handover.created"
     HANDOVER_SUBMITTED = "handover.submitted", "handover.submitted"

@@ -136,7 +136,7 @@ def _round(value: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class Readiness:
-    """Readiness per risk and overall (DOMAIN.md): verified-or-approved-waived and, separately, done.
+    """Readiness per risk and overall (docs/domain.md "Readiness"): verified-or-approved-waived and, separately, done.
 
     Not-applicable items are left out of the shares and counted apart, so they never silently count as met.
     """

@@ -9,7 +9,7 @@ class KpiDirection(models.TextChoices):
 
 
 class StallRule(models.TextChoices):
-    """The stall rules of DOMAIN.md; an operations team may override each rule's threshold in days."""
+    """The stall rules (docs/domain.md "Stalled handovers"); a team may override each rule's threshold in days."""
 
     IDLE = "idle", "Idle"
     REVIEW_OVERDUE = "review_overdue", "Review overdue"

@@ -75,7 +75,7 @@ class Kpi(models.Model):
     target = models.DecimalField(max_digits=14, decimal_places=4)
     review_date = models.DateField(null=True, blank=True)
     is_adoption = models.BooleanField(
-        default=False, help_text="Adoption measures are watched during hypercare (DOMAIN.md: low adoption)."
+        default=False, help_text="Adoption measures are watched during hypercare (docs/domain.md, Operations)."
     )
     created_at = models.DateTimeField(auto_now_add=True)
 

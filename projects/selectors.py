@@ -38,7 +38,7 @@ def project_moves(project: Project, user) -> list[StageMove]:
 
 
 def project_success(project: Project) -> dict:
-    """The project's success measures, derived from its data (DOMAIN.md "Project lifecycle")."""
+    """The project's success measures, derived from its data (docs/domain.md "Project lifecycle")."""
     on_time = None
     if project.actual_handover and project.planned_handover:
         on_time = project.actual_handover <= project.planned_handover

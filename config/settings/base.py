@@ -125,7 +125,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
-# Stall rules (DOMAIN.md "Stalled handovers"): days before each rule fires. An operations team may override any of
+# Stall rules (docs/domain.md "Stalled handovers"): days before each rule fires. An operations team may override any of
 # them; these are the defaults, each overridable from the environment.
 HANDOVER_STALL_THRESHOLDS = {
     "idle": env.int("STALL_IDLE_DAYS", default=7),

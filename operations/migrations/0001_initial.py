@@ -76,7 +76,7 @@ class Migration(migrations.Migration):
                 ('baseline', models.DecimalField(blank=True, decimal_places=4, max_digits=14, null=True)),
                 ('target', models.DecimalField(decimal_places=4, max_digits=14)),
                 ('review_date', models.DateField(blank=True, null=True)),
-                ('is_adoption', models.BooleanField(default=False, help_text='Adoption measures are watched during hypercare (DOMAIN.md: low adoption).')),
+                ('is_adoption', models.BooleanField(default=False, help_text='Adoption measures are watched during hypercare (docs/domain.md, Operations).')),
                 ('created_at', models.DateTimeField(auto_now_add=True)),
                 ('service', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='kpis', to='operations.service')),
             ],

@@ -3,7 +3,7 @@
 The table ``CASES`` lists each route of ``config.urls`` (the router and ``me/``) with the status every role gets.
 Each (case, role) pair is its own test with a fresh ``World``, so a state change in one never leaks into another.
 
-Roles (DOMAIN.md "People and roles"):
+Roles (docs/domain.md "People and roles"):
 
 * ``anonymous``: no credentials: 401 with ``WWW-Authenticate`` everywhere.
 * ``viewer``: signed in, no role. Their world's project is *not* confidential, so they read it but may not write.

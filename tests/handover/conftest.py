@@ -31,7 +31,7 @@ EVIDENCE_URL = "https://wiki.example.com/crm/runbook"
 
 @pytest.fixture
 def people(manager, member, viewer, lead, owner, ops_member, admin_user) -> SimpleNamespace:
-    """Everyone of DOMAIN.md "People and roles", by role, for tables of actions."""
+    """Everyone of docs/domain.md "People and roles", by role, for tables of actions."""
     return SimpleNamespace(
         manager=manager,
         member=member,

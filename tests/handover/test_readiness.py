@@ -1,4 +1,4 @@
-"""Readiness (DOMAIN.md "Checklist items"): per risk and overall, the share of mandatory items verified (or waived
+"""Readiness (docs/domain.md "Readiness"): per risk and overall, the share of mandatory items verified (or waived
 with approval) and, separately, done; not applicable counted apart and left out of the shares.
 
 ``handover_readiness`` counts in the database, ``readiness_from_items`` counts loaded items; every case is checked

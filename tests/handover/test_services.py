@@ -1,4 +1,4 @@
-"""The handover services: every move of DOMAIN.md "Handover" and "Checklist items".
+"""The handover services: every move of docs/domain.md "Handover" and "Checklist items".
 
 Each move is allowed from the right state by the right role, and then writes its activity row (who, verb, from,
 to) at a known moment (``records``); otherwise it is refused with the rule it applied and writes nothing at all

@@ -1,5 +1,5 @@
 """Stalled handovers: the detector, its notifications and escalation, acknowledge and snooze, and the events other
-tools receive (DOMAIN.md "Stalled handovers" and "Events for other tools").
+tools receive (docs/domain.md "Stalled handovers" and "Events for other tools").
 
 Service level, without a Celery worker: ``stalls.detect_stalls()`` and the send functions of ``handover.outbox`` are
 called directly (their after-commit enqueueing never fires inside a test transaction), and the locmem email backend
@@ -281,7 +281,7 @@ class Case:
     rule: StallRule
     handover: Handover
     fires_at: Callable[[int], dt.datetime]  # threshold in days → the moment the rule becomes true
-    recipients: tuple[str, ...]  # who DOMAIN.md says is notified when it opens
+    recipients: tuple[str, ...]  # who docs/domain.md "Stalled handovers" says is notified when it opens
     clear: Callable[[], object]  # a service call that makes the rule false
     recur: Callable[[int], dt.datetime]  # service calls that make it true again → the moment it is
     recur_recipients: tuple[str, ...]
@@ -570,7 +570,7 @@ def test_idle_watches_returned_handovers_but_not_submitted_ones(world, clock):
 @pytest.mark.parametrize("rule", RULES, ids=RULE_IDS)
 def test_two_passes_open_one_flag_and_notify_each_recipient_once_per_channel(rule, make_case, clock, mailoutbox):
     """GIVEN a handover past the rule's threshold WHEN detection runs twice and each email is sent twice THEN there is
-    one open flag, one in-app and one email notification per recipient DOMAIN.md names, and one email each."""
+    one open flag, one in-app and one email notification per recipient docs/domain.md names, and one email each."""
     case = make_case(rule)
     clock.move_to(case.fires_at(default_days(rule)) + TICK)
 

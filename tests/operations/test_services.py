@@ -1,4 +1,4 @@
-"""operations.services and models: teams, services, KPIs and readings (DOMAIN.md "Operations"), each change audited.
+"""operations.services and models: teams, services, KPIs and readings (docs/domain.md "Operations"), each audited.
 
 Every refusal is checked to have written nothing: no OperationsEvent row, and the rows it would have changed as before.
 """

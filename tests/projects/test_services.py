@@ -1,4 +1,4 @@
-"""projects.services and selectors: the lifecycle of DOMAIN.md "Project lifecycle", edits, membership, visibility.
+"""projects.services and selectors: the lifecycle of docs/domain.md "Project lifecycle", edits, membership, visibility.
 
 Every refusal is checked to have written nothing: the stage, version and details in the database are as before and
 no ProjectEvent row was added.
