@@ -329,7 +329,7 @@ def _require_owner_not_manager(project: Project, operations_owner) -> None:
 
 
 def _require_hypercare_window(ends_on, exit_criteria: str | None, *, now: datetime, field: str) -> str:
-    """Hypercare has an end date after today and exit criteria (DOMAIN.md); returns the cleaned criteria."""
+    """Hypercare has an end date after today and exit criteria (docs/domain.md "Handover"); returns them cleaned."""
     exit_criteria = _text(
         exit_criteria, field="exit_criteria", what="Hypercare exit criteria", rule="exit_criteria_required"
     )
