@@ -14,6 +14,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from django import forms
 from django.contrib.auth import views as auth_views
@@ -36,7 +37,8 @@ class ServiceForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.domain_error: DomainError | None = None
-        self.result = None
+        # What the service returned (a created row...): each caller knows which service it ran.
+        self.result: Any = None
 
     def run(self, service: Callable, /, *args, **kwargs) -> bool:
         """Call the service; True if it acted. Its refusal is kept on the form; NotPermitted is a 403."""

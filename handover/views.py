@@ -16,7 +16,8 @@ items, so that their query count does not grow with the rows they show (``tests/
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from typing import Literal
 from urllib.parse import urlsplit
 
 from django.contrib import messages
@@ -24,12 +25,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Min, Prefetch, Q
+from django.db.models import Count, F, Min, Prefetch, Q, QuerySet
+from django.forms import BaseFormSet
 from django.http import Http404, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 
 from config.charts import Bar, Column, column_chart, horizontal_bars, meter
@@ -67,10 +70,12 @@ from .forms import (
     WaiveForm,
 )
 from .models import (
+    Activity,
     ChecklistItem,
     ChecklistTemplate,
     Comment,
     Condition,
+    Decision,
     Evidence,
     Handover,
     StallFlag,
@@ -118,59 +123,115 @@ def _team_members(path: str) -> Prefetch:
     return Prefetch(path, queryset=User.objects.only("pk"))
 
 
-def _open_flags() -> Prefetch:
-    return Prefetch("stall_flags", queryset=StallFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags")
-
-
-def _live_handovers() -> Prefetch:
-    """A project's handover that is not cancelled (at most one), with readiness items and open flags."""
-    return Prefetch(
-        "handovers",
-        queryset=Handover.objects.exclude(status=HandoverStatus.CANCELLED)
-        .select_related("operations_owner", "receiving_team")
-        .prefetch_related(_readiness_items(), _open_flags()),
-        to_attr="live_handovers",
-    )
-
-
-def _summarise(handover: Handover, today) -> Handover:
-    """Attach what list pages show of a handover loaded with ``_readiness_items`` and ``_open_flags``."""
-    handover.readiness = readiness_from_items(handover.items.all())
-    handover.overdue = handover_is_overdue(handover, today)
-    handover.overall_meter = _meter(handover.readiness.overall.verified_ratio, handover.readiness.overall.done_ratio)
-    handover.overall_verified = _percent(handover.readiness.overall.verified_ratio)
-    return handover
-
-
-def _summarise_project(project: Project, today) -> Project:
-    project.handover = project.live_handovers[0] if project.live_handovers else None
-    if project.handover is not None:
-        _summarise(project.handover, today)
-    project.overdue = project_is_overdue(project, today) or bool(project.handover and project.handover.overdue)
-    project.stalled = bool(project.handover and project.handover.open_flags)
-    return project
-
-
 def _percent(share: float | None) -> str:
     return "n/a" if share is None else f"{share:.0%}"
 
 
-def _meter(verified: float | None, done: float | None, what: str = "Readiness"):
+def _meter(verified: float | None, done: float | None, what: str = "Readiness") -> SafeString:
     return meter(verified, done, label=f"{what}: {_percent(verified)} verified, {_percent(done)} done")
 
 
-def _risk_meters(readiness: Readiness) -> list[dict]:
+@dataclass(frozen=True)
+class RiskMeter:
+    """One risk's readiness as a table cell: a meter and its verified and done shares as text."""
+
+    risk: Risk
+    verified: str
+    done: str
+    meter: SafeString
+
+
+def _risk_meters(readiness: Readiness) -> list[RiskMeter]:
     return [
-        {
-            "risk": risk,
-            "verified": _percent(readiness.by_risk[risk.value].verified_ratio),
-            "done": _percent(readiness.by_risk[risk.value].done_ratio),
-            "meter": _meter(
+        RiskMeter(
+            risk=risk,
+            verified=_percent(readiness.by_risk[risk.value].verified_ratio),
+            done=_percent(readiness.by_risk[risk.value].done_ratio),
+            meter=_meter(
                 readiness.by_risk[risk.value].verified_ratio, readiness.by_risk[risk.value].done_ratio, risk.label
             ),
-        }
+        )
         for risk in Risk
     ]
+
+
+# Typed with its ``to_attr``, so that the django-stubs plugin knows ``open_flags`` on the rows it is given to
+# (a string: Prefetch is not subscriptable at run time).
+def _open_flags() -> 'Prefetch[Literal["stall_flags"], QuerySet[StallFlag], Literal["open_flags"]]':
+    return Prefetch("stall_flags", queryset=StallFlag.objects.filter(resolved_at__isnull=True), to_attr="open_flags")
+
+
+@dataclass(frozen=True)
+class HandoverCard:
+    """A handover as list pages show it: its readiness, whether it is past its target, its open stall flags."""
+
+    handover: Handover
+    readiness: Readiness
+    overdue: bool
+    open_flags: list[StallFlag]
+    overall_meter: SafeString
+    overall_verified: str
+
+    @property
+    def risk_meters(self) -> list[RiskMeter]:
+        return _risk_meters(self.readiness)
+
+
+def _handover_card(handover: Handover, open_flags: list[StallFlag], today: date) -> HandoverCard:
+    """The card of a handover loaded with ``_readiness_items`` (its open flags from ``_open_flags``)."""
+    readiness = readiness_from_items(handover.items.all())
+    return HandoverCard(
+        handover=handover,
+        readiness=readiness,
+        overdue=handover_is_overdue(handover, today),
+        open_flags=open_flags,
+        overall_meter=_meter(readiness.overall.verified_ratio, readiness.overall.done_ratio),
+        overall_verified=_percent(readiness.overall.verified_ratio),
+    )
+
+
+def _handover_cards(handovers: QuerySet[Handover], today: date) -> list[HandoverCard]:
+    """Cards of ``handovers``, with their readiness items and open flags read in two more queries."""
+    return [
+        _handover_card(handover, handover.open_flags, today)
+        for handover in handovers.prefetch_related(_readiness_items(), _open_flags())
+    ]
+
+
+@dataclass(frozen=True)
+class ProjectCard:
+    """A project as the board and the home page show it, with the card of its live (not cancelled) handover."""
+
+    project: Project
+    live: HandoverCard | None
+    overdue: bool
+
+    @property
+    def stalled(self) -> bool:
+        return bool(self.live and self.live.open_flags)
+
+    @property
+    def risk_meters(self) -> list[RiskMeter]:
+        return self.live.risk_meters if self.live else []
+
+
+def _project_cards(projects: list[Project], today: date) -> list[ProjectCard]:
+    """Cards of ``projects``; their live handovers are read in one query (and two for their items and flags)."""
+    live = {
+        card.handover.project_id: card
+        for card in _handover_cards(
+            Handover.objects.filter(project__in=projects)
+            .exclude(status=HandoverStatus.CANCELLED)
+            .select_related("operations_owner", "receiving_team"),
+            today,
+        )
+    }
+    cards = []
+    for project in projects:
+        card = live.get(project.pk)
+        overdue = project_is_overdue(project, today) or bool(card and card.overdue)
+        cards.append(ProjectCard(project=project, live=card, overdue=overdue))
+    return cards
 
 
 def readiness_chart(readiness: Readiness, *, title: str = "Readiness per risk"):
@@ -230,19 +291,20 @@ def home(request):
     today = timezone.localdate()
     context: dict = {"nav": "home", "today": today}
 
-    managed = [
-        _summarise_project(project, today)
-        for project in Project.objects.visible_to(user)
-        .filter(manager=user)
-        .exclude(stage__in=FINAL_STAGES)
-        .select_related("receiving_team")
-        .prefetch_related(_live_handovers())
-        .order_by(F("planned_handover").asc(nulls_last=True), "code")
-    ]
-    for project in managed:
-        project.risk_meters = _risk_meters(project.handover.readiness) if project.handover else []
+    managed = _project_cards(
+        list(
+            Project.objects.visible_to(user)
+            .filter(manager=user)
+            .exclude(stage__in=FINAL_STAGES)
+            .select_related("receiving_team")
+            .order_by(F("planned_handover").asc(nulls_last=True), "code")
+        ),
+        today,
+    )
     context["managed"] = managed
-    context["returned"] = [p.handover for p in managed if p.handover and p.handover.status == HandoverStatus.RETURNED]
+    context["returned"] = [
+        p.live.handover for p in managed if p.live and p.live.handover.status == HandoverStatus.RETURNED
+    ]
     context["sent_back"] = list(
         items_sent_back_to(user).select_related("handover__project").order_by("handover__target_date", "position")[:50]
     )
@@ -257,20 +319,22 @@ def home(request):
     )
 
     teams = list(OperationsTeam.objects.filter(Q(lead=user) | Q(members=user)).distinct().order_by("name"))
-    incoming = [
-        _summarise(handover, today)
-        for handover in operations_handovers(user)
+    incoming = _handover_cards(
+        operations_handovers(user)
         .select_related("project", "receiving_team", "operations_owner")
-        .prefetch_related(_readiness_items(), _open_flags(), _team_members("receiving_team__members"))
-        .order_by("target_date", "id")
-    ]
+        .prefetch_related(_team_members("receiving_team__members"))
+        .order_by("target_date", "id"),
+        today,
+    )
     context["teams"] = teams
     context["incoming"] = incoming
     context["to_decide"] = [
-        h for h in incoming if h.status == HandoverStatus.SUBMITTED and is_operations_owner(h, user)
+        c.handover
+        for c in incoming
+        if c.handover.status == HandoverStatus.SUBMITTED and is_operations_owner(c.handover, user)
     ]
     context["verify_groups"] = _verification_groups(user)
-    incoming_ids = [h.pk for h in incoming]
+    incoming_ids = [c.handover.pk for c in incoming]
     operations_flags = list(
         StallFlag.objects.filter(resolved_at__isnull=True, handover_id__in=incoming_ids)
         .exclude(pk__in=[f.pk for f in manager_flags])
@@ -293,7 +357,23 @@ def home(request):
 VERIFY_GROUPS, VERIFY_TITLES = 20, 3
 
 
-def _verification_groups(user) -> list[dict]:
+@dataclass(frozen=True)
+class VerificationGroup:
+    """A handover's done items waiting for the viewer's verification: how many, the oldest, the first titles."""
+
+    handover_id: int
+    code: str
+    name: str
+    count: int
+    oldest: datetime
+    titles: list[str]
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.titles)
+
+
+def _verification_groups(user) -> list[VerificationGroup]:
     """Done items waiting for ``user``'s verification, one entry per handover (its count, the oldest, a few titles),
     so that a handover with forty items done reads as one line (two queries, whatever the number of items)."""
     waiting = items_awaiting_verification_by(user).order_by()
@@ -312,10 +392,7 @@ def _verification_groups(user) -> list[dict]:
     ):
         if len(titles[handover_id]) < VERIFY_TITLES:
             titles[handover_id].append(title)
-    for group in groups:
-        group["titles"] = titles[group["handover_id"]]
-        group["more"] = group["count"] - len(group["titles"])
-    return groups
+    return [VerificationGroup(**group, titles=titles[group["handover_id"]]) for group in groups]
 
 
 def _stage_chart(stages: list[str], href: Callable[[Stage], str] | None = None):
@@ -348,17 +425,15 @@ def board(request):
     )
     team_id = _int_param(request.GET.get("team"), {t.pk for t in teams})
     manager_id = _int_param(request.GET.get("manager"), {m.pk for m in managers})
-    projects = visible.select_related("manager", "receiving_team").prefetch_related(_live_handovers())
+    shown = visible.select_related("manager", "receiving_team")
     if team_id:
-        projects = projects.filter(receiving_team_id=team_id)
+        shown = shown.filter(receiving_team_id=team_id)
     if manager_id:
-        projects = projects.filter(manager_id=manager_id)
-    projects = [
-        _summarise_project(p, today) for p in projects.order_by(F("planned_handover").asc(nulls_last=True), "code")
-    ]
-    by_stage: dict[str, list[Project]] = defaultdict(list)
-    for project in projects:
-        by_stage[project.stage].append(project)
+        shown = shown.filter(manager_id=manager_id)
+    projects = _project_cards(list(shown.order_by(F("planned_handover").asc(nulls_last=True), "code")), today)
+    by_stage: dict[str, list[ProjectCard]] = defaultdict(list)
+    for card in projects:
+        by_stage[card.project.stage].append(card)
     columns = [{"stage": stage, "projects": by_stage[stage.value]} for stage in [*STAGE_ORDER, Stage.CANCELLED]]
     context = {
         "nav": "board",
@@ -371,7 +446,7 @@ def board(request):
         "total": len(projects),
         "overdue_count": sum(p.overdue for p in projects),
         "stalled_count": sum(p.stalled for p in projects),
-        "stage_chart": _stage_chart([p.stage for p in projects], href=lambda stage: f"#stage-{stage.value}"),
+        "stage_chart": _stage_chart([p.project.stage for p in projects], href=lambda stage: f"#stage-{stage.value}"),
     }
     return render(request, "handover/board.html", context)
 
@@ -441,7 +516,9 @@ class Bound:
     """Forms posted back with errors, to show in place of the empty ones."""
 
     items: dict[tuple[int, str], ServiceForm] = field(default_factory=dict)
-    handover: dict[str, object] = field(default_factory=dict)
+    handover: dict[str, ServiceForm] = field(default_factory=dict)
+    # The conditions of an acceptance with conditions, posted with its form (``handover["accept_with_conditions"]``).
+    condition_rows: BaseFormSet | None = None
     flags: dict[tuple[int, str], ServiceForm] = field(default_factory=dict)
     conditions: dict[int, ServiceForm] = field(default_factory=dict)
     flash: dict[int, str] = field(default_factory=dict)
@@ -458,7 +535,7 @@ def _participants(handover: Handover) -> list:
     )
 
 
-def _condition_formset(handover: Handover, data=None, *, initial=None):
+def _condition_formset(handover: Handover, data=None, *, initial=None) -> BaseFormSet:
     owners = _participants(handover)
     return ConditionFormSet(data, prefix="conditions", initial=initial, form_kwargs={"owners": owners})
 
@@ -475,7 +552,19 @@ def _posted_conditions(data: QueryDict) -> list[dict]:
     return [{name: data.get(f"conditions-{index}-{name}", "") for name in CONDITION_FIELDS} for index in range(total)]
 
 
-def _flag_card(request, flag: StallFlag, bound: Bound | None = None) -> dict:
+@dataclass(frozen=True)
+class FlagCard:
+    """A stall flag with the acknowledge and snooze forms its viewer may use."""
+
+    flag: StallFlag
+    actions: frozenset[str]
+    forms: dict[str, ServiceForm]
+    # The errors of a posted move the card no longer offers, and what a move just did ("Acknowledged.").
+    refusals: list[str]
+    flash: str = ""
+
+
+def _flag_card(request, flag: StallFlag, bound: Bound | None = None) -> FlagCard:
     """A stall flag with the acknowledge and snooze forms its viewer may use."""
     bound = bound or Bound()
     actions = stall_flag_actions(flag, request.user)
@@ -490,7 +579,7 @@ def _flag_card(request, flag: StallFlag, bound: Bound | None = None) -> dict:
         )
     # A form posted for a move the card no longer offers (someone acknowledged first): its refusal, on the card.
     refusals = [m for (_, action), form in bound.flags.items() if action not in forms for m in _messages(form)]
-    return {"flag": flag, "actions": actions, "forms": forms, "refusals": refusals}
+    return FlagCard(flag=flag, actions=actions, forms=forms, refusals=refusals)
 
 
 def _needs_me_only(request) -> bool:
@@ -499,6 +588,67 @@ def _needs_me_only(request) -> bool:
     if request.htmx and request.htmx.current_url:
         query = QueryDict(urlsplit(request.htmx.current_url).query)
     return query.get(NEEDS_ME_PARAM[0]) == NEEDS_ME_PARAM[1]
+
+
+@dataclass(frozen=True)
+class ConditionRow:
+    """A condition of acceptance with the form to mark it met, if the viewer may, or why the posted one went away."""
+
+    condition: Condition
+    form: ServiceForm | None = None
+    refusals: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ActivityLine:
+    """An activity entry with its item's title and its states' labels."""
+
+    activity: Activity
+    item_title: str
+    from_label: str
+    to_label: str
+
+
+@dataclass(frozen=True)
+class SnapshotRisk:
+    label: str
+    verified: str
+    done: str
+    not_applicable: int
+
+
+@dataclass(frozen=True)
+class SnapshotItem:
+    title: str
+    risk: str
+    status: str
+    status_value: str
+    mandatory: bool
+    evidence: int
+
+
+@dataclass(frozen=True)
+class SentBack:
+    id: int | None
+    title: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SnapshotView:
+    """A decision's frozen checklist, shaped for its tables: readiness per risk and each item's state then."""
+
+    status: str | None
+    target_date: str | None
+    risks: list[SnapshotRisk]
+    items: list[SnapshotItem]
+    sent_back: list[SentBack]
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    decision: Decision
+    snapshot: SnapshotView
 
 
 def _handover_context(request, handover: Handover, bound: Bound | None = None, *, awc_open: bool = False) -> dict:
@@ -560,7 +710,8 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
         )
 
     actions = handover_actions(handover, roles)
-    forms: dict[str, object] = {}
+    forms: dict[str, ServiceForm | BaseFormSet] = {}
+    conditions_full = False
     if "submit" in actions:
         forms["submit"] = bound.handover.get("submit") or SubmitForm(prefix="submit")
     if "accept" in actions:
@@ -569,7 +720,9 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
         forms["accept_with_conditions"] = bound.handover.get("accept_with_conditions") or AcceptWithConditionsForm(
             prefix="awc"
         )
-        forms["conditions"] = bound.handover.get("conditions") or _condition_formset(handover)
+        formset = bound.condition_rows or _condition_formset(handover)
+        forms["conditions"] = formset
+        conditions_full = formset.total_form_count() >= ConditionFormSet.max_num
         awc_open = awc_open or "accept_with_conditions" in bound.handover
     if "return" in actions:
         sendable = [item for item in items if item.status in (ItemStatus.DONE, ItemStatus.VERIFIED)]
@@ -583,38 +736,39 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
     if "comment" in actions:
         forms["comment"] = bound.handover.get("comment") or CommentForm(prefix="comment")
     # A posted move the page no longer offers (its state moved on): its refusal is shown above the moves.
-    refusals = [
-        message
-        for name, form in bound.handover.items()
-        if name != "conditions" and name not in forms
-        for message in _messages(form)
-    ]
+    refusals = [message for name, form in bound.handover.items() if name not in forms for message in _messages(form)]
 
     # A move the user may make but a gate blocks is shown disabled with the gate's words, as the project page does.
     gates = {move: message for move, message in handover_gates(items).items() if move in actions}
     if "accept" in actions and "accept" in gates:
         gates["accept_with_conditions"] = gates["accept"]
-    decisions = list(
-        handover.decisions.select_related("decided_by").prefetch_related(
+    decisions = [
+        DecisionRow(decision=decision, snapshot=_snapshot_view(decision.snapshot))
+        for decision in handover.decisions.select_related("decided_by").prefetch_related(
             Prefetch("conditions", queryset=Condition.objects.select_related("owner"))
         )
-    )
-    for decision in decisions:
-        decision.snapshot_view = _snapshot_view(decision.snapshot)
-    conditions = list(handover.conditions.select_related("owner", "met_by"))
-    for condition in conditions:
-        condition.may_mark_met = can_mark_condition_met(condition, handover, user)
+    ]
+    conditions = []
+    for condition in handover.conditions.select_related("owner", "met_by"):
         posted = bound.conditions.get(condition.pk)
-        if condition.may_mark_met:
-            condition.form = posted or ConditionMetForm(prefix=f"c{condition.pk}")
+        if can_mark_condition_met(condition, handover, user):
+            conditions.append(
+                ConditionRow(condition=condition, form=posted or ConditionMetForm(prefix=f"c{condition.pk}"))
+            )
         else:  # marked met meanwhile, by someone else: say why the form went away
-            condition.refusals = _messages(posted) if posted is not None else []
+            conditions.append(
+                ConditionRow(condition=condition, refusals=_messages(posted) if posted is not None else [])
+            )
     titles = {item.pk: item.title for item in items}
-    activity = list(handover.activity.select_related("actor").order_by("-created_at", "-id")[:ACTIVITY_SHOWN])
-    for entry in activity:
-        entry.item_title = titles.get(entry.item_id or 0, "")
-        entry.from_label = STATE_LABELS.get(entry.from_state, entry.from_state)
-        entry.to_label = STATE_LABELS.get(entry.to_state, entry.to_state)
+    activity = [
+        ActivityLine(
+            activity=entry,
+            item_title=titles.get(entry.item_id or 0, ""),
+            from_label=STATE_LABELS.get(entry.from_state, entry.from_state),
+            to_label=STATE_LABELS.get(entry.to_state, entry.to_state),
+        )
+        for entry in handover.activity.select_related("actor").order_by("-created_at", "-id")[:ACTIVITY_SHOWN]
+    ]
     flags = list(handover.stall_flags.select_related("acknowledged_by", "snoozed_by").order_by("-opened_at", "-id"))
     for flag in flags:
         flag.handover = handover
@@ -633,7 +787,7 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
         "gates": gates,
         "forms": forms,
         "awc_open": awc_open,
-        "conditions_full": "conditions" in forms and forms["conditions"].total_form_count() >= ConditionFormSet.max_num,
+        "conditions_full": conditions_full,
         "needs_me_only": needs_me_only,
         "needs_you": sum(group["needs_you"] for group in groups),
         "decisions": decisions,
@@ -652,46 +806,46 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
 ACTIVITY_RECENT, ACTIVITY_SHOWN = 12, 100
 
 
-def _snapshot_view(snapshot: dict) -> dict:
+def _snapshot_view(snapshot: dict) -> SnapshotView:
     """A decision's frozen checklist, shaped for its table: readiness per risk and each item's state then."""
     readiness = snapshot.get("readiness", {})
     risks = []
     for risk in [*Risk, None]:
         r = readiness.get(risk.value if risk else "overall", {})
         risks.append(
-            {
-                "label": risk.label if risk else "Overall",
-                "verified": _percent(r.get("verified_ratio")),
-                "done": _percent(r.get("done_ratio")),
-                "not_applicable": r.get("not_applicable", 0),
-            }
+            SnapshotRisk(
+                label=risk.label if risk else "Overall",
+                verified=_percent(r.get("verified_ratio")),
+                done=_percent(r.get("done_ratio")),
+                not_applicable=r.get("not_applicable", 0),
+            )
         )
     labels = {risk.value: risk.label for risk in Risk}
     statuses = dict(ItemStatus.choices)
     items = [
-        {
-            "title": item.get("title", ""),
-            "risk": labels.get(item.get("risk"), item.get("risk")),
-            "status": statuses.get(item.get("status"), item.get("status")),
-            "status_value": item.get("status"),
-            "mandatory": item.get("mandatory"),
-            "evidence": len(item.get("evidence", [])),
-        }
+        SnapshotItem(
+            title=item.get("title", ""),
+            risk=labels.get(item.get("risk"), item.get("risk")),
+            status=statuses.get(item.get("status"), item.get("status")),
+            status_value=item.get("status"),
+            mandatory=item.get("mandatory"),
+            evidence=len(item.get("evidence", [])),
+        )
         for item in snapshot.get("items", [])
     ]
     # Which items a return sent back, with its reason (recorded by handover_return; older snapshots lack it).
     sent_back = [
-        {"id": entry.get("id"), "title": entry.get("title", ""), "reason": entry.get("reason", "")}
+        SentBack(id=entry.get("id"), title=entry.get("title", ""), reason=entry.get("reason", ""))
         for entry in snapshot.get("sent_back") or []
         if isinstance(entry, dict)
     ]
-    return {
-        "status": snapshot.get("status"),
-        "target_date": snapshot.get("target_date"),
-        "risks": risks,
-        "items": items,
-        "sent_back": sent_back,
-    }
+    return SnapshotView(
+        status=snapshot.get("status"),
+        target_date=snapshot.get("target_date"),
+        risks=risks,
+        items=items,
+        sent_back=sent_back,
+    )
 
 
 def _messages(form) -> list[str]:
@@ -817,7 +971,7 @@ def accept_with_conditions(request, pk: int):
         form = AcceptWithConditionsForm(prefix="awc", initial={"note": request.POST.get("awc-note", "")})
         formset = _condition_formset(handover, initial=_posted_conditions(request.POST))
         formset.forms[-1].fields["text"].widget.attrs["autofocus"] = True  # the row just added
-        bound = Bound(handover={"accept_with_conditions": form, "conditions": formset})
+        bound = Bound(handover={"accept_with_conditions": form}, condition_rows=formset)
         return _handover_page(request, handover, bound, awc_open=True)
     form = AcceptWithConditionsForm(request.POST, prefix="awc")
     formset = _condition_formset(handover, request.POST)
@@ -842,7 +996,7 @@ def accept_with_conditions(request, pk: int):
             messages.success(request, f"Handover accepted with {len(conditions)} condition(s).")
             return redirect("handover:detail", pk=handover.pk)
         _spread_condition_errors(form, given)
-    bound = Bound(handover={"accept_with_conditions": form, "conditions": formset})
+    bound = Bound(handover={"accept_with_conditions": form}, condition_rows=formset)
     return _handover_page(request, handover, bound, status=error_status(form))
 
 
@@ -1000,13 +1154,13 @@ def stall_action(request, pk: int, action: str):
         flag.refresh_from_db()
     bound = Bound() if done else Bound(flags={(flag.pk, action): form})
     card = _flag_card(request, flag, bound)
-    card["flash"] = ("Acknowledged." if action == "acknowledge" else "Snoozed.") if done else ""
+    card = replace(card, flash=("Acknowledged." if action == "acknowledge" else "Snoozed.") if done else "")
     status = 200 if done else error_status(form)
     context = {"card": card, "next": _safe_next(request, "")}
     if request.htmx:
         return render(request, "handover/_stall_flag.html", context, status=status)
     if done:
-        messages.success(request, f"Stall flag {card['flash'].lower().rstrip('.')}.")
+        messages.success(request, f"Stall flag {card.flash.lower().rstrip('.')}.")
         return redirect(_safe_next(request, reverse("handover:detail", args=[flag.handover_id]) + "#stalls"))
     return render(request, "handover/stall_flag.html", context, status=status)
 
@@ -1106,20 +1260,19 @@ def plan_handover(request, pk: int):
 def project_handover_section(request, project: Project) -> dict:
     """The project page's handover: the live one with its readiness, earlier cancelled ones, or a plan link."""
     today = timezone.localdate()
-    handovers = list(
-        project.handovers.select_related("operations_owner", "receiving_team", "service")
-        .prefetch_related(_readiness_items(), _open_flags())
-        .order_by("-created_at", "-id")
+    cards = _handover_cards(
+        project.handovers.select_related("operations_owner", "receiving_team", "service").order_by(
+            "-created_at", "-id"
+        ),
+        today,
     )
-    live = next((h for h in handovers if h.status != HandoverStatus.CANCELLED), None)
-    if live is not None:
-        _summarise(live, today)
+    live = next((c for c in cards if c.handover.status != HandoverStatus.CANCELLED), None)
     return {
         "live": live,
         "live_chart": readiness_chart(live.readiness, title=f"Readiness of the {project.code} handover")
         if live
         else None,
-        "cancelled": [h for h in handovers if h.status == HandoverStatus.CANCELLED],
+        "cancelled": [c.handover for c in cards if c.handover.status == HandoverStatus.CANCELLED],
         "may_plan": live is None and not project.is_final and can_manage(project, request.user),
         # handover_create needs the project's receiving team; until it is chosen the page says so instead.
         "needs_team": project.receiving_team_id is None,
@@ -1138,16 +1291,15 @@ def team_handovers_section(request, team: OperationsTeam) -> dict:
     monday = today - timedelta(days=today.weekday())
     first = monday - timedelta(weeks=LOAD_WEEKS_BACK)
     after = first + timedelta(weeks=LOAD_WEEKS)
-    handovers = [
-        _summarise(h, today)
-        for h in handovers_visible_to(request.user)
+    cards = _handover_cards(
+        handovers_visible_to(request.user)
         .filter(receiving_team=team)
         .exclude(status=HandoverStatus.CANCELLED)
         .select_related("project", "operations_owner")
-        .prefetch_related(_readiness_items(), _open_flags())
-        .order_by("target_date", "id")
-    ]
-    coming = [h for h in handovers if h.status in COMING]
+        .order_by("target_date", "id"),
+        today,
+    )
+    coming = [c.handover for c in cards if c.handover.status in COMING]
     counts = [0] * LOAD_WEEKS
     for handover in coming:
         index = (handover.target_date - first).days // 7
@@ -1176,7 +1328,7 @@ def team_handovers_section(request, team: OperationsTeam) -> dict:
         marker_label="this week",
         empty="" if in_window else "Nothing due in these weeks.",
     )
-    live = [h for h in handovers if h.status != HandoverStatus.COMPLETED]
+    live = [c for c in cards if c.handover.status != HandoverStatus.COMPLETED]
     return {
         "load_chart": chart,
         "load_empty": f"No handover is due to {team.name} between {first:%d %b} and {after:%d %b}."
@@ -1186,7 +1338,7 @@ def team_handovers_section(request, team: OperationsTeam) -> dict:
         "earlier": sum(1 for h in coming if h.target_date < first),
         "later": sum(1 for h in coming if h.target_date >= after),
         "live": live,
-        "completed": len(handovers) - len(live),
+        "completed": len(cards) - len(live),
     }
 
 
