@@ -4,6 +4,8 @@ The handover app adds the team's incoming handovers and the decision times per t
 operations never imports handover.
 """
 
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib import messages
@@ -15,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from config.charts import Point, line_chart
+from config.charts import Chart, Point, line_chart
 from config.web import error_status, page_sections
 
 from . import services as ops
@@ -39,8 +41,8 @@ def team_list(request):
     return render(request, "operations/team_list.html", context)
 
 
-def _kpi_chart(kpi: Kpi):
-    points = [Point(at=r.measured_at, value=float(r.value)) for r in kpi.window_readings]
+def _kpi_chart(kpi: Kpi, readings: list[KpiReading]) -> Chart:
+    points = [Point(at=r.measured_at, value=float(r.value)) for r in readings]
     better = "higher" if kpi.direction == KpiDirection.HIGHER else "lower"
     return line_chart(
         points,
@@ -60,31 +62,52 @@ def _may_post_readings(team: OperationsTeam, user) -> bool:
     return user.is_staff or is_team_member(team, user)
 
 
+@dataclass(frozen=True)
+class KpiCard:
+    """A KPI as the team page shows it: its chart over the window, its latest reading, the form to post one."""
+
+    kpi: Kpi
+    chart: Chart
+    latest: KpiReading | None
+    on_target: bool | None
+    form: ReadingForm | None
+
+
+@dataclass(frozen=True)
+class ServiceKpis:
+    """A service of the team with the cards of its KPIs, by name."""
+
+    service: Service
+    kpis: list[KpiCard]
+
+
 def _team_page(request, team: OperationsTeam, *, bound: dict[int, ReadingForm] | None = None, status: int = 200):
     bound = bound or {}
     since = timezone.now() - READINGS_WINDOW
-    services = list(
-        Service.objects.filter(team=team).prefetch_related(
+    may_post = _may_post_readings(team, request.user)
+    kpis: dict[int, list[KpiCard]] = defaultdict(list)
+    for kpi in (
+        Kpi.objects.filter(service__team=team)
+        .order_by("name")
+        .prefetch_related(
             Prefetch(
-                "kpis",
-                queryset=Kpi.objects.order_by("name").prefetch_related(
-                    Prefetch(
-                        "readings",
-                        queryset=KpiReading.objects.filter(measured_at__gte=since).order_by("measured_at", "id"),
-                        to_attr="window_readings",
-                    )
-                ),
+                "readings",
+                queryset=KpiReading.objects.filter(measured_at__gte=since).order_by("measured_at", "id"),
+                to_attr="window_readings",
             )
         )
-    )
-    may_post = _may_post_readings(team, request.user)
-    for service in services:
-        for kpi in service.kpis.all():
-            kpi.chart = _kpi_chart(kpi)
-            kpi.latest = kpi.window_readings[-1] if kpi.window_readings else None
-            kpi.on_target = kpi.meets_target(kpi.latest.value) if kpi.latest else None
-            if may_post:
-                kpi.form = bound.get(kpi.pk) or ReadingForm(prefix=f"kpi{kpi.pk}")
+    ):
+        latest = kpi.window_readings[-1] if kpi.window_readings else None
+        kpis[kpi.service_id].append(
+            KpiCard(
+                kpi=kpi,
+                chart=_kpi_chart(kpi, kpi.window_readings),
+                latest=latest,
+                on_target=kpi.meets_target(latest.value) if latest else None,
+                form=(bound.get(kpi.pk) or ReadingForm(prefix=f"kpi{kpi.pk}")) if may_post else None,
+            )
+        )
+    services = [ServiceKpis(service=service, kpis=kpis[service.pk]) for service in Service.objects.filter(team=team)]
     context = {
         "nav": "teams",
         "team": team,
