@@ -351,9 +351,10 @@ def _measure(repeat: int) -> tuple[float, int, float, int, float, float]:
     from django.utils import timezone
 
     from config.celery import app
-    from handover import outbox
-    from handover.models import Notification, StallFlag
+    from handover.notifications.models import Notification
+    from handover.outbox import queue
     from handover.stalls import detect_stalls
+    from handover.stalls.models import StallFlag
 
     firsts, steadies, raws, raws_ranged = [], [], [], []
     first_queries = steady_queries = 0
@@ -363,7 +364,7 @@ def _measure(repeat: int) -> tuple[float, int, float, int, float, float]:
         Notification.objects.all().delete()
         with app.connection_for_write() as broker:
             broker.default_channel.queue_purge(app.conf.task_default_queue)
-        outbox.publish_breaker.reset()
+        queue.publish_breaker.reset()
         with CaptureQueriesContext(connection) as captured:
             started = time.perf_counter()
             detect_stalls()

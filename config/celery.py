@@ -14,7 +14,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("handover")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+# Each subsystem of the handover app keeps its tasks in its own package.
+app.autodiscover_tasks(["handover.stalls", "handover.notifications", "handover.webhooks", "handover.outbox"])
 
 
 @beat_init.connect

@@ -29,29 +29,29 @@ from operations.admin import (
     with_reason,
 )
 
-from . import outbox, services, stalls
+from . import services
 from .choices import OPEN_STATUSES, EventType, HandoverStatus
 from .models import (
     Activity,
     AdminEvent,
-    ApiToken,
     ChecklistItem,
     ChecklistTemplate,
     Comment,
     Condition,
     Decision,
-    DetectionRun,
-    Event,
     Evidence,
     Handover,
-    Notification,
-    OutboxSweep,
-    StallFlag,
     TemplateItem,
-    WebhookDelivery,
-    WebhookSubscription,
 )
+from .notifications.models import Notification
+from .outbox.models import OutboxSweep
 from .selectors import readiness_aggregates
+from .stalls import services as stalls
+from .stalls.models import DetectionRun, StallFlag
+from .tokens import services as tokens
+from .tokens.models import ApiToken
+from .webhooks import services as webhooks
+from .webhooks.models import Event, WebhookDelivery, WebhookSubscription
 
 ONE_LINE = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 50})}}
 HTTPS = {models.URLField: {"assume_scheme": "https"}}  # a link typed without a scheme is https
@@ -891,27 +891,27 @@ class WebhookSubscriptionAdmin(ServiceBackedAdmin):
 
     def save_model(self, request, obj, form, change):
         if change:
-            changes = changes_from(form, outbox.WEBHOOK_FIELDS)
-            call_service(outbox.webhook_update, subscription=obj, by=request.user, **changes)
+            changes = changes_from(form, webhooks.WEBHOOK_FIELDS)
+            call_service(webhooks.webhook_update, subscription=obj, by=request.user, **changes)
             return
         data = form.cleaned_data
         subscription = call_service(
-            outbox.webhook_create,
+            webhooks.webhook_create,
             by=request.user,
             url=data["url"],
             events=data.get("events") or (),
             description=data.get("description", ""),
         )
         if not data.get("is_active", True):
-            call_service(outbox.webhook_update, subscription=subscription, by=request.user, is_active=False)
+            call_service(webhooks.webhook_update, subscription=subscription, by=request.user, is_active=False)
         adopt(obj, subscription)
 
     def delete_model(self, request, obj):
-        outbox.webhook_delete(subscription=obj, by=request.user)
+        webhooks.webhook_delete(subscription=obj, by=request.user)
 
     def delete_queryset(self, request, queryset):
         for subscription in queryset:
-            outbox.webhook_delete(subscription=subscription, by=request.user)
+            webhooks.webhook_delete(subscription=subscription, by=request.user)
 
 
 _SECRET_PAGE = engines["django"].from_string(
@@ -952,7 +952,7 @@ class ApiTokenAdmin(ServiceBackedAdmin):
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         token, secret = call_service(
-            services.token_create,
+            tokens.token_create,
             by=request.user,
             user=data["user"],
             name=data["name"],
@@ -979,6 +979,6 @@ class ApiTokenAdmin(ServiceBackedAdmin):
             self,
             request,
             queryset,
-            lambda t: services.token_revoke(token=t, by=request.user),
+            lambda t: tokens.token_revoke(token=t, by=request.user),
             "revoked.",
         )

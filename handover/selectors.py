@@ -25,7 +25,9 @@ from .choices import (
     Risk,
     Side,
 )
-from .models import Activity, ChecklistItem, Condition, Handover, Notification, StallFlag
+from .models import Activity, ChecklistItem, Condition, Handover
+from .notifications.models import Notification
+from .stalls.models import StallFlag
 
 # ---------------------------------------------------------------------------------------------------- roles
 

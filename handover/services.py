@@ -7,8 +7,6 @@ to a handover or its items takes the same lock first, two people deciding at onc
 finds the state already moved and is refused.
 """
 
-import hashlib
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -24,7 +22,6 @@ from operations.selectors import is_team_member
 from projects import services as project_services
 from projects.models import Project
 
-from . import outbox
 from .audit import admin_event
 from .choices import (
     HANDOVER_TRANSITIONS,
@@ -42,7 +39,6 @@ from .choices import (
 )
 from .models import (
     Activity,
-    ApiToken,
     ChecklistItem,
     ChecklistTemplate,
     Comment,
@@ -61,6 +57,7 @@ from .selectors import (
     is_operations_owner,
     is_participant,
 )
+from .webhooks import services as webhooks
 
 # ------------------------------------------------------------------------------------------------- helpers
 
@@ -139,9 +136,14 @@ def _move_handover(handover: Handover, to: HandoverStatus, *, by, now: datetime,
     handover.save(update_fields=["status", "status_changed_at", *_TIMESTAMP_FIELDS, "updated_at"])
     _record(handover, by, ActivityVerb.STATUS_CHANGED, now=now, from_state=from_state, to_state=to, message=message)
     if to in STATUS_EVENTS:
-        outbox.emit(
+        webhooks.emit(
             STATUS_EVENTS[to],
-            data={**outbox.handover_payload(handover), "from": from_state, "by": by.get_username(), "message": message},
+            data={
+                **webhooks.handover_payload(handover),
+                "from": from_state,
+                "by": by.get_username(),
+                "message": message,
+            },
             now=now,
             handover=handover,
         )
@@ -160,12 +162,12 @@ STATUS_EVENTS = {
 
 
 def _item_changed(item: ChecklistItem, by, now: datetime, change: dict) -> None:
-    outbox.emit(EventType.ITEM_UPDATED, data=_item_event(item, by, change), now=now, handover=item.handover)
+    webhooks.emit(EventType.ITEM_UPDATED, data=_item_event(item, by, change), now=now, handover=item.handover)
 
 
 def _item_event(item: ChecklistItem, by, change: dict) -> dict:
     return {
-        **outbox.handover_payload(item.handover),
+        **webhooks.handover_payload(item.handover),
         "item": {"id": item.pk, "title": item.title, "risk": item.risk, "side": item.side, "status": item.status},
         "change": change,
         "by": by.get_username(),
@@ -312,7 +314,7 @@ def handover_create(
         for t in template.items.all()
     )
     _record(handover, by, ActivityVerb.CREATED, now=now, to_state=handover.status, data={"template": str(template)})
-    outbox.emit(EventType.HANDOVER_CREATED, data=outbox.handover_payload(handover), now=now, handover=handover)
+    webhooks.emit(EventType.HANDOVER_CREATED, data=webhooks.handover_payload(handover), now=now, handover=handover)
     project_services.project_set_handover_plan(project=project, by=by, planned=True)
     return handover
 
@@ -722,7 +724,7 @@ def _move_items(
         ],
         now=now,
     )
-    outbox.emit_many(
+    webhooks.emit_many(
         EventType.ITEM_UPDATED,
         [
             (_item_event(item, by, {"from": from_state, "to": to, "message": message}), handover.pk, None)
@@ -1158,85 +1160,6 @@ def template_install(
             changes={"version": [current.version, template.version], "items": len(items)},
         )
     return template, True
-
-
-# -------------------------------------------------------------------------------------------- API tokens
-
-TOKEN_PREFIX = "hov_"
-
-
-def _hash_token(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-@transaction.atomic
-def token_create(
-    *, by, name: str, user=None, read_only: bool = False, expires_at: datetime | None = None
-) -> tuple[ApiToken, str]:
-    """Create a token for ``by`` (or, for an administrator, for another user such as a service account).
-
-    Returns the row and the secret; the secret is shown once and only its hash is kept.
-    """
-    user = user or by
-    if user.pk != by.pk and not by.is_staff:
-        raise NotPermitted("Only an administrator may create a token for another user.", rule="admin_only")
-    if not user.is_active:
-        raise InvalidInput("Tokens can only be created for active users.", rule="user_inactive", field="user")
-    name = _text(name, field="name", what="A token name", rule="name_required")
-    if expires_at is not None and expires_at <= timezone.now():
-        raise InvalidInput("The expiry must be in the future.", rule="expiry_in_past", field="expires_at")
-    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = ApiToken(
-        user=user,
-        name=name,
-        prefix=raw[: len(TOKEN_PREFIX) + 6],
-        key_hash=_hash_token(raw),
-        read_only=read_only,
-        expires_at=expires_at,
-        created_by=by,
-    )
-    clean_or_raise(token, exclude=["user"])
-    token.save()
-    admin_event(
-        AdminEventKind.TOKEN_CREATED,
-        by=by,
-        subject=f"{token} of {user.get_username()}",
-        object_id=token.pk,
-        changes={
-            "user": user.get_username(),
-            "read_only": read_only,
-            "expires_at": expires_at.isoformat() if expires_at else None,
-        },
-    )
-    return token, raw
-
-
-@transaction.atomic
-def token_revoke(*, token: ApiToken, by) -> ApiToken:
-    """Revoke a token; its owner or an administrator may. Revoking twice is refused."""
-    if token.user_id != by.pk and not by.is_staff:
-        raise NotPermitted("Only the token's owner or an administrator may revoke it.", rule="owner_only")
-    updated = ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    if not updated:
-        raise IllegalTransition("The token is already revoked.", rule="token_revoked")
-    token.refresh_from_db()
-    subject = f"{token} of {token.user.get_username()}"
-    admin_event(AdminEventKind.TOKEN_REVOKED, by=by, subject=subject, object_id=token.pk)
-    return token
-
-
-def token_authenticate(raw: str) -> ApiToken | None:
-    """The usable token for a presented secret, or ``None``; records when it was last used (at most once a minute)."""
-    if not raw.startswith(TOKEN_PREFIX):
-        return None
-    token = ApiToken.objects.select_related("user").filter(key_hash=_hash_token(raw)).first()
-    now = timezone.now()
-    if token is None or not token.is_usable(now) or not token.user.is_active:
-        return None
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
-    return token
 
 
 @transaction.atomic

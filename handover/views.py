@@ -43,7 +43,6 @@ from projects.models import Project
 from projects.selectors import project_is_overdue
 from projects.services import can_manage
 
-from . import outbox, stalls
 from . import services as hs
 from .choices import ConditionStatus, HandoverStatus, ItemStatus, Risk
 from .forms import (
@@ -69,17 +68,8 @@ from .forms import (
     VerifyForm,
     WaiveForm,
 )
-from .models import (
-    Activity,
-    ChecklistItem,
-    ChecklistTemplate,
-    Comment,
-    Condition,
-    Decision,
-    Evidence,
-    Handover,
-    StallFlag,
-)
+from .models import Activity, ChecklistItem, ChecklistTemplate, Comment, Condition, Decision, Evidence, Handover
+from .notifications.services import notifications_mark_read
 from .selectors import (
     Readiness,
     can_mark_condition_met,
@@ -101,6 +91,8 @@ from .selectors import (
     readiness_from_items,
     stall_flag_actions,
 )
+from .stalls import services as stalls
+from .stalls.models import StallFlag
 
 User = get_user_model()
 
@@ -1182,7 +1174,7 @@ def notification_open(request, pk: int):
     """Follow a notification: mark it read and go to its handover's page (404 for someone else's notification)."""
     notification = get_object_or_404(inbox(request.user).select_related("flag"), pk=pk)
     if notification.read_at is None:
-        outbox.notifications_mark_read(user=request.user, ids=[notification.pk])
+        notifications_mark_read(user=request.user, ids=[notification.pk])
     handover_id = notification.flag.handover_id
     if not handovers_visible_to(request.user).filter(pk=handover_id).exists():
         # No longer visible (a project made confidential): the inbox, not a 404 for a link we offered.
@@ -1196,14 +1188,14 @@ def notification_open(request, pk: int):
 def notifications_read(request):
     """Mark one notification (``id``) or all unread ones (``all``) read."""
     if request.POST.get("all"):
-        marked = outbox.notifications_mark_read(user=request.user)
+        marked = notifications_mark_read(user=request.user)
     else:
         values = request.POST.getlist("id")
         # ASCII digits only ("²".isdigit() is true) and few of them: int() refuses strings of over 4300 digits.
         if not all(value.isascii() and value.isdigit() and len(value) < 19 for value in values):
             return HttpResponseBadRequest("id: each id must be the number of one of your notifications.")
         ids = [int(value) for value in values]
-        marked = outbox.notifications_mark_read(user=request.user, ids=ids) if ids else 0
+        marked = notifications_mark_read(user=request.user, ids=ids) if ids else 0
     messages.success(request, f"{marked} notification{'s' if marked != 1 else ''} marked read.")
     return redirect(_safe_next(request, reverse("handover:notifications")))
 

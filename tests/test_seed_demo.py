@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from handover.choices import ActivityVerb, HandoverStatus
 from handover.models import Handover
-from handover.stalls import detect_stalls
+from handover.stalls.services import detect_stalls
 from operations.choices import StallRule
 from operations.models import OperationsTeam
 from projects.choices import STAGE_ORDER, ProjectEventKind, Stage

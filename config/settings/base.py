@@ -5,6 +5,7 @@ file (or in ``production.py`` for the ones that only matter there), with its def
 """
 
 from pathlib import Path
+from typing import Any
 
 import environ
 
@@ -103,7 +104,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 # The web UI's stylesheet and icon; htmx comes from django-htmx's own static files. Nothing is fetched at run time.
 STATICFILES_DIRS = [BASE_DIR / "config" / "static"]
-STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT: Path | None = VAR_DIR / "static"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -140,12 +141,12 @@ HANDOVER_ESCALATION_DAYS = env.int("STALL_ESCALATION_DAYS", default=3)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The token scheme first, so that a request without credentials gets 401 with WWW-Authenticate.
-        "config.api_auth.TokenAuthentication",
+        "handover.tokens.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticated",
-        "config.api_auth.ReadOnlyTokenPermission",
+        "handover.tokens.authentication.ReadOnlyTokenPermission",
     ],
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     # Strict versions of django-filter's, DRF's search and ordering: a parameter a list does not take, or a value it
@@ -199,7 +200,7 @@ SPECTACULAR_SETTINGS = {
 # Redis when REDIS_URL is set; otherwise kombu's filesystem transport under var/, which needs no server yet runs a
 # real worker and a real beat in their own processes (what `make run` uses).
 CELERY_BROKER_DIR = VAR_DIR / "celery"
-REDIS_BROKER_TRANSPORT_OPTIONS = {
+REDIS_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {
     # Every countdown and retry backoff below stays far under this, so Redis never redelivers a task that is
     # merely waiting (celery/kombu#337: long countdowns with Redis cause duplicate runs).
     "visibility_timeout": 3600,

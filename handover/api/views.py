@@ -33,20 +33,18 @@ from operations.selectors import teams_of
 from projects.choices import Stage
 from projects.models import Project
 
-from .. import outbox, services, stalls
+from .. import services
 from ..choices import ACCEPTED_STATUSES, HandoverStatus, ItemStatus, Risk, Side, StallRule
-from ..models import (
-    ApiToken,
-    ChecklistItem,
-    ChecklistTemplate,
-    Condition,
-    Evidence,
-    Handover,
-    Notification,
-    StallFlag,
-    WebhookSubscription,
-)
+from ..models import ChecklistItem, ChecklistTemplate, Condition, Evidence, Handover
+from ..notifications.models import Notification
+from ..notifications.services import notifications_mark_read
 from ..selectors import handovers_visible_to, inbox
+from ..stalls import services as stalls
+from ..stalls.models import StallFlag
+from ..tokens import services as tokens
+from ..tokens.models import ApiToken
+from ..webhooks import services as webhooks
+from ..webhooks.models import WebhookSubscription
 from .serializers import (
     AcceptWithConditionsSerializer,
     AcknowledgeSerializer,
@@ -664,12 +662,12 @@ class TokenViewSet(
         return tokens if self.request.user.is_staff else tokens.filter(user=self.request.user)
 
     def create(self, request, *args, **kwargs):
-        token, raw = services.token_create(by=request.user, **_validated(TokenCreateSerializer, request))
+        token, raw = tokens.token_create(by=request.user, **_validated(TokenCreateSerializer, request))
         token.token = raw
         return Response(TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
-        services.token_revoke(token=self.get_object(), by=request.user)
+        tokens.token_revoke(token=self.get_object(), by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -784,14 +782,14 @@ class NotificationViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
         """Mark one notification read (again: it stays read). It takes no body; one with fields is refused."""
         notification = self.get_object()
         _validated(EmptySerializer, request)
-        outbox.notifications_mark_read(user=request.user, ids=[notification.pk])
+        notifications_mark_read(user=request.user, ids=[notification.pk])
         return Response(NotificationSerializer(self.get_queryset().get(pk=notification.pk)).data)
 
     @extend_schema(request=MarkReadSerializer, responses={200: MarkedSerializer, **error_responses(400, 401, 403)})
     @action(detail=False, methods=["post"], url_path="read-all")
     def read_all(self, request):
         """Mark the given notifications (or all unread ones) read."""
-        marked = outbox.notifications_mark_read(user=request.user, ids=_validated(MarkReadSerializer, request)["ids"])
+        marked = notifications_mark_read(user=request.user, ids=_validated(MarkReadSerializer, request)["ids"])
         return Response({"marked": marked})
 
 
@@ -837,16 +835,16 @@ class WebhookViewSet(
 
     def create(self, request, *args, **kwargs):
         data = _validated(WebhookCreateSerializer, request)
-        subscription = outbox.webhook_create(by=request.user, **data)
+        subscription = webhooks.webhook_create(by=request.user, **data)
         return Response(WebhookCreatedSerializer(subscription).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, *args, **kwargs):
         data = _validated(WebhookUpdateSerializer, request)
-        subscription = outbox.webhook_update(subscription=self.get_object(), by=request.user, **data)
+        subscription = webhooks.webhook_update(subscription=self.get_object(), by=request.user, **data)
         return Response(WebhookSerializer(subscription).data)
 
     def destroy(self, request, *args, **kwargs):
-        outbox.webhook_delete(subscription=self.get_object(), by=request.user)
+        webhooks.webhook_delete(subscription=self.get_object(), by=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: WebhookDeliverySerializer(many=True), **error_responses(*LIST_ERRORS)})

@@ -24,21 +24,19 @@ from handover.choices import HandoverStatus, ItemStatus, Risk, Side
 from handover.models import (
     Activity,
     AdminEvent,
-    ApiToken,
     ChecklistItem,
     ChecklistTemplate,
     Comment,
     Condition,
     Decision,
-    Event,
     Evidence,
     Handover,
-    Notification,
-    StallFlag,
     TemplateItem,
-    WebhookDelivery,
-    WebhookSubscription,
 )
+from handover.notifications.models import Notification
+from handover.stalls.models import StallFlag
+from handover.tokens.models import ApiToken
+from handover.webhooks.models import Event, WebhookDelivery, WebhookSubscription
 from operations.models import Kpi, KpiReading, OperationsEvent, OperationsTeam, Service
 from projects.choices import Stage
 from projects.models import Project, ProjectEvent
@@ -1065,7 +1063,10 @@ def _codes(response) -> list[str]:
         ("handovers", {"search": "CHARLIE"}, {"CHARLIE"}),
         ("handovers", {"search": "Alpha deliverables"}, {"ALPHA"}),
     ],
-    ids=lambda v: json.dumps(v, default=str) if isinstance(v, dict) else str(v),
+    # Sets sorted: the ids must be the same in every process of pytest-xdist, whatever its hash seed.
+    ids=lambda v: (
+        json.dumps(v, default=str) if isinstance(v, dict) else ",".join(sorted(v)) if isinstance(v, set) else str(v)
+    ),
 )
 def test_filters_narrow_the_list(path: str, params: dict, expected: set[str]):
     world = Portfolio()

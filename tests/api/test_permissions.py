@@ -34,7 +34,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.urls import api_v1
-from handover import services as hs
 from handover.choices import (
     Channel,
     ConditionStatus,
@@ -47,18 +46,12 @@ from handover.choices import (
     StallRule,
     TemplateKind,
 )
-from handover.models import (
-    ApiToken,
-    ChecklistItem,
-    ChecklistTemplate,
-    Condition,
-    Decision,
-    Handover,
-    Notification,
-    StallFlag,
-    TemplateItem,
-    WebhookSubscription,
-)
+from handover.models import ChecklistItem, ChecklistTemplate, Condition, Decision, Handover, TemplateItem
+from handover.notifications.models import Notification
+from handover.stalls.models import StallFlag
+from handover.tokens import services as tokens
+from handover.tokens.models import ApiToken
+from handover.webhooks.models import WebhookSubscription
 from operations.models import OperationsTeam
 from projects.choices import Stage
 from projects.models import Project
@@ -225,7 +218,7 @@ class World:
 
     def token_of(self, role: str) -> ApiToken:
         user = self.users.get(role) or self.users["ops_member"]
-        token, _ = hs.token_create(by=user, name=f"{user.username} tool")
+        token, _ = tokens.token_create(by=user, name=f"{user.username} tool")
         return token
 
     @cached_property
@@ -918,7 +911,7 @@ READS = [case for case in CASES if case.method == "get"]
 
 
 def _token_client(world: World, role: str, **options) -> APIClient:
-    _, raw = hs.token_create(by=world.user(role), name="tool", **options)
+    _, raw = tokens.token_create(by=world.user(role), name="tool", **options)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
     return client
@@ -958,19 +951,21 @@ def test_read_write_token_acts_as_its_user(case: Case):
 
 
 def _revoked(world: World) -> str:
-    token, raw = hs.token_create(by=world.user("admin"), name="old")
-    hs.token_revoke(token=token, by=world.user("admin"))
+    token, raw = tokens.token_create(by=world.user("admin"), name="old")
+    tokens.token_revoke(token=token, by=world.user("admin"))
     return raw
 
 
 def _expired(world: World) -> str:
-    token, raw = hs.token_create(by=world.user("admin"), name="old", expires_at=timezone.now() + dt.timedelta(hours=1))
+    token, raw = tokens.token_create(
+        by=world.user("admin"), name="old", expires_at=timezone.now() + dt.timedelta(hours=1)
+    )
     ApiToken.objects.filter(pk=token.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
     return raw
 
 
 def _of_inactive_user(world: World) -> str:
-    _, raw = hs.token_create(by=world.user("admin"), name="old")
+    _, raw = tokens.token_create(by=world.user("admin"), name="old")
     type(world.user("admin")).objects.filter(pk=world.user("admin").pk).update(is_active=False)
     return raw
 

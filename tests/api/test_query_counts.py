@@ -34,18 +34,11 @@ from handover.choices import (
     Side,
     StallRule,
 )
-from handover.models import (
-    ChecklistItem,
-    Comment,
-    Condition,
-    Decision,
-    Event,
-    Evidence,
-    Notification,
-    StallFlag,
-    WebhookDelivery,
-    WebhookSubscription,
-)
+from handover.models import ChecklistItem, Comment, Condition, Decision, Evidence
+from handover.notifications.models import Notification
+from handover.stalls.models import StallFlag
+from handover.tokens import services as tokens
+from handover.webhooks.models import Event, WebhookDelivery, WebhookSubscription
 from operations.models import KpiReading
 from projects.choices import ProjectEventKind, Stage
 from projects.models import ProjectEvent
@@ -343,8 +336,8 @@ def build_conditions(user):
 
 def build_tokens(user):
     for n in range(BIG + 1):
-        hs.token_create(by=user, name=f"tool {n}", read_only=bool(n % 2))
-    hs.token_create(by=UserFactory(), name="someone else's")
+        tokens.token_create(by=user, name=f"tool {n}", read_only=bool(n % 2))
+    tokens.token_create(by=UserFactory(), name="someone else's")
     return _paged("/api/v1/tokens/")
 
 

@@ -37,7 +37,6 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.errors import FailureGroup
 from schemathesis.specs.openapi.checks import status_code_conformance
 
-from handover import outbox
 from handover import services as hs
 from handover.choices import (
     Channel,
@@ -47,16 +46,13 @@ from handover.choices import (
     Side,
     StallRule,
 )
-from handover.models import (
-    ApiToken,
-    ChecklistItem,
-    Condition,
-    Event,
-    Handover,
-    Notification,
-    StallFlag,
-    WebhookDelivery,
-)
+from handover.models import ChecklistItem, Condition, Handover
+from handover.notifications.models import Notification
+from handover.stalls.models import StallFlag
+from handover.tokens import services as tokens
+from handover.tokens.models import ApiToken
+from handover.webhooks import services as webhooks
+from handover.webhooks.models import Event, WebhookDelivery
 from operations import services as ops
 from projects import services as ps
 from projects.choices import Stage
@@ -183,7 +179,7 @@ def _seed() -> Seeded:
     )
     # Webhooks, each with deliveries in its log.
     hooks = [
-        outbox.webhook_create(by=admin, url=f"https://hooks.example.com/{n}", events=["handover.submitted"])
+        webhooks.webhook_create(by=admin, url=f"https://hooks.example.com/{n}", events=["handover.submitted"])
         for n in range(3)
     ]
     event = Event.objects.create(type=EventType.HANDOVER_SUBMITTED, payload={"handover": ready.pk}, created_at=now)
@@ -201,9 +197,9 @@ def _seed() -> Seeded:
         for hook in hooks
     )
 
-    _, admin_token = hs.token_create(by=admin, name="schemathesis")
-    _, viewer_token = hs.token_create(by=viewer, name="schemathesis viewer")
-    hs.token_create(by=admin, name="spare")  # something for DELETE tokens/{id}/ to revoke
+    _, admin_token = tokens.token_create(by=admin, name="schemathesis")
+    _, viewer_token = tokens.token_create(by=viewer, name="schemathesis viewer")
+    tokens.token_create(by=admin, name="spare")  # something for DELETE tokens/{id}/ to revoke
     secret_item = ChecklistItem.objects.filter(handover=secret).order_by("pk").first()
     handovers = [ready, *submitted, accepted, hypercare, half, cancellable, secret]
     return Seeded(

@@ -18,19 +18,16 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from handover import outbox, services
+from handover import services
 from handover.choices import ActivityVerb, DecisionKind, HandoverStatus, ItemStatus, Side
-from handover.models import (
-    Activity,
-    ApiToken,
-    ChecklistItem,
-    ChecklistTemplate,
-    Decision,
-    Handover,
-    StallFlag,
-    WebhookSubscription,
-)
-from handover.stalls import detect_stalls
+from handover.models import Activity, ChecklistItem, ChecklistTemplate, Decision, Handover
+from handover.outbox import sweep as outbox_sweep
+from handover.stalls.models import StallFlag
+from handover.stalls.services import detect_stalls
+from handover.tokens import services as tokens
+from handover.tokens.models import ApiToken
+from handover.webhooks import services as webhooks
+from handover.webhooks.models import WebhookSubscription
 from operations.choices import StallRule
 from operations.models import Kpi, KpiReading, OperationsEvent, OperationsTeam
 from projects.models import Project
@@ -54,11 +51,11 @@ def _demo_data(django_db_setup, django_db_blocker):
     with rolled_back_after(django_db_blocker):
         call_command("seed_demo", stdout=io.StringIO())
         admin_user = User.objects.get(username="admin")
-        outbox.webhook_create(by=admin_user, url="https://hooks.example.com/handover", events=["stall.opened"])
-        services.token_create(by=admin_user, name="Reporting sync", user=User.objects.get(username="mia.jensen"))
+        webhooks.webhook_create(by=admin_user, url="https://hooks.example.com/handover", events=["stall.opened"])
+        tokens.token_create(by=admin_user, name="Reporting sync", user=User.objects.get(username="mia.jensen"))
         Group.objects.create(name="Auditors")
         detect_stalls()  # flags, notifications, events and deliveries
-        outbox.sweep()  # the sweep's bookkeeping row
+        outbox_sweep.sweep()  # the sweep's bookkeeping row
         yield
 
 
@@ -407,7 +404,7 @@ def test_a_new_token_shows_its_secret_once(staff, admin_user, viewer):
     token = ApiToken.objects.get()
     secret = response.context["secret"]
     assert secret in response.content.decode()
-    assert services.token_authenticate(secret) == token
+    assert tokens.token_authenticate(secret) == token
     assert (token.user, token.read_only, token.created_by) == (viewer, True, admin_user)
     assert secret not in staff.get(reverse("admin:handover_apitoken_changelist")).content.decode()
 
@@ -665,7 +662,7 @@ def test_templates_are_deactivated_and_reactivated_through_the_service(staff, te
 
 @pytest.mark.django_db
 def test_revoking_a_token_from_the_admin_and_twice_is_refused(staff, viewer):
-    token, _ = services.token_create(by=viewer, name="Dashboard")
+    token, _ = tokens.token_create(by=viewer, name="Dashboard")
 
     action(staff, ApiToken, "revoke", [token])
     token.refresh_from_db()

@@ -9,12 +9,13 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from config.errors import IllegalTransition, NotPermitted
-from handover import outbox
 from handover import services as hs
 from handover.checklists import DEFAULT_TEMPLATES
 from handover.choices import AdminEventKind, Risk
 from handover.models import AdminEvent
 from handover.services import TemplateItemSpec
+from handover.tokens import services as tokens
+from handover.webhooks import services as webhooks
 
 pytestmark = pytest.mark.django_db
 
@@ -67,8 +68,8 @@ def test_a_refused_template_edit_records_nothing(template, manager):
 
 
 def test_tokens_record_who_created_and_who_revoked_them_never_the_secret(admin_user, viewer):
-    token, secret = hs.token_create(by=admin_user, name="Reporting sync", user=viewer, read_only=True)
-    hs.token_revoke(token=token, by=viewer)
+    token, secret = tokens.token_create(by=admin_user, name="Reporting sync", user=viewer, read_only=True)
+    tokens.token_revoke(token=token, by=viewer)
 
     assert events() == [
         (AdminEventKind.TOKEN_CREATED, "admin", f"Reporting sync ({token.prefix}…) of viewer", token.pk),
@@ -80,25 +81,25 @@ def test_tokens_record_who_created_and_who_revoked_them_never_the_secret(admin_u
 
 
 def test_a_refused_revocation_records_nothing_more(viewer, manager):
-    token, _ = hs.token_create(by=viewer, name="Dashboard")
-    hs.token_revoke(token=token, by=viewer)
+    token, _ = tokens.token_create(by=viewer, name="Dashboard")
+    tokens.token_revoke(token=token, by=viewer)
     before = events()
 
     with pytest.raises(NotPermitted):
-        hs.token_revoke(token=token, by=manager)
+        tokens.token_revoke(token=token, by=manager)
     with pytest.raises(IllegalTransition):
-        hs.token_revoke(token=token, by=viewer)
+        tokens.token_revoke(token=token, by=viewer)
 
     assert events() == before
 
 
 def test_webhook_changes_are_recorded_and_outlive_the_subscription(admin_user):
     url = "https://hooks.example.com/handover"
-    subscription = outbox.webhook_create(by=admin_user, url=url, events=["stall.opened"])
-    outbox.webhook_update(subscription=subscription, by=admin_user, events=["stall.opened"])  # no change
-    outbox.webhook_update(subscription=subscription, by=admin_user, is_active=False)
+    subscription = webhooks.webhook_create(by=admin_user, url=url, events=["stall.opened"])
+    webhooks.webhook_update(subscription=subscription, by=admin_user, events=["stall.opened"])  # no change
+    webhooks.webhook_update(subscription=subscription, by=admin_user, is_active=False)
     pk = subscription.pk
-    outbox.webhook_delete(subscription=subscription, by=admin_user)
+    webhooks.webhook_delete(subscription=subscription, by=admin_user)
 
     assert events() == [
         (AdminEventKind.WEBHOOK_CREATED, "admin", url, pk),
@@ -110,12 +111,12 @@ def test_webhook_changes_are_recorded_and_outlive_the_subscription(admin_user):
 
 
 def test_a_refused_webhook_change_records_nothing(admin_user, manager):
-    subscription = outbox.webhook_create(by=admin_user, url="https://hooks.example.com/in")
+    subscription = webhooks.webhook_create(by=admin_user, url="https://hooks.example.com/in")
     before = events()
 
     with pytest.raises(NotPermitted):
-        outbox.webhook_update(subscription=subscription, by=manager, is_active=False)
+        webhooks.webhook_update(subscription=subscription, by=manager, is_active=False)
     with pytest.raises(NotPermitted):
-        outbox.webhook_delete(subscription=subscription, by=manager)
+        webhooks.webhook_delete(subscription=subscription, by=manager)
 
     assert events() == before

@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,10 +35,19 @@ from rest_framework.test import APIClient
 from standardwebhooks.webhooks import Webhook
 
 from config.celery import app as celery_app
-from handover import outbox, stalls, tasks
 from handover import services as hs
 from handover.choices import Channel, DeliveryStatus, DetectionSource, EventType, NotificationKind, Side, StallRule
-from handover.models import DetectionRun, Event, Handover, Notification, StallFlag, WebhookDelivery
+from handover.models import Handover
+from handover.notifications import tasks as notification_tasks
+from handover.notifications.models import Notification
+from handover.outbox import queue
+from handover.outbox import tasks as outbox_tasks
+from handover.stalls import services as stalls
+from handover.stalls import tasks as stall_tasks
+from handover.stalls.models import DetectionRun, StallFlag
+from handover.webhooks import services as webhooks
+from handover.webhooks import tasks as webhook_tasks
+from handover.webhooks.models import Event, WebhookDelivery
 from projects import services as ps
 from projects.choices import Stage
 from tests.factories import ProjectFactory
@@ -120,9 +129,9 @@ def broker_at(url: str, transport_options: dict) -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _closed_breaker() -> Iterator[None]:
     """Each test starts with a publisher that has not seen the broker fail (the breaker is per process)."""
-    outbox.publish_breaker.reset()
+    queue.publish_breaker.reset()
     yield
-    outbox.publish_breaker.reset()
+    queue.publish_breaker.reset()
 
 
 def warm_up_redis_transport() -> None:
@@ -242,18 +251,26 @@ class Worker:
     process: subprocess.Popen
     log: Path
     mail_dir: Path
+    # Where the test that uses it began: its log and its email from then on (one worker serves the module).
+    log_start: int = 0
+    mail_before: frozenset[Path] = frozenset()
+
+    def from_now(self) -> "Worker":
+        """The same process, its log and email seen from now on."""
+        size = self.log.stat().st_size if self.log.exists() else 0
+        return replace(self, log_start=size, mail_before=frozenset(self.mail_dir.glob("*.log")))
 
     def messages(self) -> list[email.message.Message]:
         """Every email the worker sent (the file backend writes one file per connection, one message each)."""
         found = []
-        for path in sorted(self.mail_dir.glob("*.log")):
+        for path in sorted(set(self.mail_dir.glob("*.log")) - self.mail_before):
             for chunk in path.read_text().split("-" * 79):
                 if chunk.strip():
                     found.append(email.message_from_string(chunk.strip()))
         return found
 
     def output(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
+        return self.log.read_bytes()[self.log_start :].decode(errors="replace") if self.log.exists() else ""
 
 
 def _database_url() -> str:
@@ -268,17 +285,19 @@ def queue_length() -> int:
     return redis.Redis.from_url(os.environ["REDIS_URL"]).llen(celery_app.conf.task_default_queue)
 
 
-@pytest.fixture
-def worker(transactional_db, tmp_path) -> Iterator[Worker]:
-    """A real worker process, started on the purged queue and stopped (SIGTERM, then SIGKILL) before pytest-django
-    flushes the database. It uses the development settings with email to files and the test database (committed
-    rows only: hence ``transactional_db``)."""
+@pytest.fixture(scope="module")
+def worker_process(django_db_setup, tmp_path_factory) -> Iterator[Worker]:
+    """A real worker process for the module's tests, started on the purged queue once the test database exists and
+    stopped (SIGTERM, then SIGKILL) before pytest-django drops it. It uses the development settings with email to
+    files, the test database and this test process's queue (``tests/handover/worker_settings.py``)."""
+    tmp_path = tmp_path_factory.mktemp("worker")
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
     log = tmp_path / "worker.log"
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DJANGO_SETTINGS_MODULE": "tests.handover.worker_settings",
+        "HANDOVER_TEST_QUEUE": celery_app.conf.task_default_queue,
         "DATABASE_URL": _database_url(),
         "CONN_MAX_AGE": "0",  # no connection outlives a task, so the test database can be flushed and dropped
         "REDIS_URL": os.environ["REDIS_URL"],
@@ -329,6 +348,18 @@ def worker(transactional_db, tmp_path) -> Iterator[Worker]:
         celery_app.control.purge()
 
 
+@pytest.fixture
+def worker(worker_process, transactional_db) -> Iterator[Worker]:
+    """The module's worker process, idle on the purged queue, seen from this test on. Between tests pytest-django
+    flushes the database under it: it holds no connection between tasks (``CONN_MAX_AGE=0``), and the tests only
+    read the database once it has finished what they asked for (``done_in_worker``), so committed rows only:
+    hence ``transactional_db``."""
+    assert worker_process.process.poll() is None, worker_process.output()
+    celery_app.control.purge()
+    yield worker_process.from_now()
+    celery_app.control.purge()
+
+
 def done_in_worker(worker: Worker, count: int) -> bool:
     """The worker has received at least ``count`` tasks, finished every one, and nothing more is queued."""
     lines = [line for line in worker.output().splitlines() if "Task handover.tasks." in line]
@@ -351,11 +382,11 @@ def test_stall_found_by_a_real_worker_is_emailed_and_delivered_as_a_signed_webho
     WHEN beat's detection task is published
     THEN the worker opens one flag, emails the owner and the manager once each (SMTP-less: to files), and delivers
     one webhook whose Standard Webhooks signature the receiver verifies, recording every row as sent."""
-    subscription = outbox.webhook_create(by=admin_user, url=webhook_receiver.url, events=[EventType.STALL_OPENED])
+    subscription = webhooks.webhook_create(by=admin_user, url=webhook_receiver.url, events=[EventType.STALL_OPENED])
     webhook_receiver.secret = subscription.secret
     make_idle(handover)
 
-    tasks.detect_stalls.delay()
+    stall_tasks.detect_stalls.delay()
 
     emails = Notification.objects.filter(flag__handover=handover, channel=Channel.EMAIL)
     deliveries = WebhookDelivery.objects.filter(subscription=subscription)
@@ -429,7 +460,7 @@ def test_two_detection_passes_and_retried_sends_at_once_notify_each_recipient_on
     twice (a retried task), one of them as two tasks at the same moment
     THEN there is one open flag per handover and rule, one notification per recipient, channel and kind, one event
     and one webhook delivery per flag, and each email went out exactly once. Repeated with fresh handovers."""
-    subscription = outbox.webhook_create(
+    subscription = webhooks.webhook_create(
         by=people.admin, url="http://127.0.0.1:9/hooks", events=[EventType.STALL_OPENED]
     )
     for round_ in range(ROUNDS):
@@ -454,13 +485,14 @@ def test_two_detection_passes_and_retried_sends_at_once_notify_each_recipient_on
         assert len(emails) == 2 * HANDOVERS_PER_ROUND, f"round {round_}"
         raced = emails[round_ % len(emails)]
         first, second = run_together(
-            lambda pk=raced.pk: tasks.send_notification(pk), lambda pk=raced.pk: tasks.send_notification(pk)
+            lambda pk=raced.pk: notification_tasks.send_notification(pk),
+            lambda pk=raced.pk: notification_tasks.send_notification(pk),
         )
         assert sorted([first, second]) == [False, True], f"round {round_}: both or neither sent"
         for notification in emails:
             if notification.pk != raced.pk:
-                assert tasks.send_notification(notification.pk) is True
-                assert tasks.send_notification(notification.pk) is False  # the retried task finds it sent
+                assert notification_tasks.send_notification(notification.pk) is True
+                assert notification_tasks.send_notification(notification.pk) is False  # the retried task finds it sent
 
         flags = list(StallFlag.objects.filter(handover__in=handovers).values_list("handover_id", "rule", "resolved_at"))
         assert sorted(flags) == sorted((h.pk, StallRule.IDLE, None) for h in handovers), f"round {round_}"
@@ -510,7 +542,7 @@ def test_a_change_that_emits_several_events_answers_fast_while_the_broker_is_unr
     never published; AND a second change right after does not try the broker again (the breaker is open) and
     answers at once."""
     url, server = bad_broker
-    subscription = outbox.webhook_create(by=people.admin, url="http://127.0.0.1:9/hooks")
+    subscription = webhooks.webhook_create(by=people.admin, url="http://127.0.0.1:9/hooks")
     client = APIClient()
     client.force_authenticate(people.owner)
     warm_up_redis_transport()
@@ -561,7 +593,7 @@ def test_what_waited_while_the_broker_hung_is_sent_once_it_is_back(
     pending and never published;
     AND WHEN Redis is back and beat's outbox sweep is published to it, the worker process sends each email once and
     delivers the signed webhook, recording them sent."""
-    subscription = outbox.webhook_create(
+    subscription = webhooks.webhook_create(
         by=people.admin, url=webhook_receiver.url, events=[EventType.HANDOVER_RETURNED]
     )
     webhook_receiver.secret = subscription.secret
@@ -582,7 +614,7 @@ def test_what_waited_while_the_broker_hung_is_sent_once_it_is_back(
     try:
         with broker_at(f"redis://127.0.0.1:{hung.port}/0", settings.REDIS_BROKER_TRANSPORT_OPTIONS):
             call_command("detect_stalls")
-            outbox.publish_breaker.reset()  # the request below meets the hung broker itself, not the breaker
+            queue.publish_breaker.reset()  # the request below meets the hung broker itself, not the breaker
             started = time.monotonic()
             response = return_with_every_project_item(client, submitted_handover)
             elapsed = time.monotonic() - started
@@ -601,7 +633,7 @@ def test_what_waited_while_the_broker_hung_is_sent_once_it_is_back(
     assert worker.messages() == []
     assert webhook_receiver.snapshot() == []
 
-    tasks.sweep_outbox.delay()  # beat's next sweep, on the broker that is back
+    outbox_tasks.sweep_outbox.delay()  # beat's next sweep, on the broker that is back
 
     def sent() -> bool:
         return (
@@ -649,7 +681,7 @@ def test_healthz_scheduler_counts_beat_passes_only(healthz, monkeypatch):
     monkeypatch.setattr(config.views, "_STARTED", time.monotonic() - settings.STALL_DETECT_INTERVAL - 61)
     assert healthz()["scheduler"]["status"] == "down"
 
-    tasks.detect_stalls()
+    stall_tasks.detect_stalls()
     beat = DetectionRun.objects.get(source=DetectionSource.BEAT)
     scheduler = healthz()["scheduler"]
     assert (scheduler["status"], scheduler["last_pass"]) == ("up", beat.finished_at.isoformat())
@@ -661,8 +693,8 @@ def test_healthz_reports_beat_stale_after_three_missed_intervals_and_the_last_sw
     WHEN more pass without another THEN each is reported stale, with the time of its last pass."""
     started = timezone.now()
     with time_machine.travel(started, tick=False) as clock:
-        tasks.detect_stalls()
-        tasks.sweep_outbox()
+        stall_tasks.detect_stalls()
+        outbox_tasks.sweep_outbox()
         checks = healthz()
         assert (checks["scheduler"]["status"], checks["outbox"]["status"]) == ("up", "up")
         assert checks["outbox"]["last_sweep"] == started.isoformat()
@@ -682,7 +714,12 @@ def test_beat_schedule_expires_each_entry_before_its_next_run_and_retries_stay_u
     for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
         assert 0 < entry["options"]["expires"] < entry["schedule"], name
     visibility = settings.REDIS_BROKER_TRANSPORT_OPTIONS["visibility_timeout"]
-    for task in (tasks.detect_stalls, tasks.send_notification, tasks.deliver_webhook, tasks.sweep_outbox):
+    for task in (
+        stall_tasks.detect_stalls,
+        notification_tasks.send_notification,
+        webhook_tasks.deliver_webhook,
+        outbox_tasks.sweep_outbox,
+    ):
         assert task.retry_backoff_max < visibility / 10, task.name
     assert visibility / 2 > settings.OUTBOX_BACKOFF_MAX
     assert settings.CELERY_TASK_SERIALIZER == "json"

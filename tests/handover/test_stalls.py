@@ -35,7 +35,6 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from config.errors import IllegalTransition, InvalidInput, NotPermitted
-from handover import outbox, stalls, tasks
 from handover import services as hs
 from handover.choices import (
     ActivityVerb,
@@ -48,19 +47,16 @@ from handover.choices import (
     Side,
     StallRule,
 )
-from handover.models import (
-    Activity,
-    ChecklistItem,
-    ChecklistTemplate,
-    DetectionRun,
-    Event,
-    Handover,
-    Notification,
-    StallFlag,
-    TemplateItem,
-    WebhookDelivery,
-    WebhookSubscription,
-)
+from handover.models import Activity, ChecklistItem, ChecklistTemplate, Handover, TemplateItem
+from handover.notifications import services as notification_services
+from handover.notifications.models import Notification
+from handover.outbox import queue
+from handover.outbox import sweep as outbox_sweep
+from handover.stalls import services as stalls
+from handover.stalls import tasks as stall_tasks
+from handover.stalls.models import DetectionRun, StallFlag
+from handover.webhooks import services as webhooks
+from handover.webhooks.models import Event, WebhookDelivery, WebhookSubscription
 from operations import services as ops
 from operations.choices import KpiDirection
 from operations.models import OperationsTeam
@@ -135,7 +131,7 @@ def emails(flag: StallFlag, kind: NotificationKind = OPENED) -> list[Notificatio
 
 
 def send(notifications: list[Notification]) -> list[bool]:
-    return [outbox.send_notification(notification.pk) for notification in notifications]
+    return [notification_services.send_notification(notification.pk) for notification in notifications]
 
 
 def address(username: str) -> str:
@@ -584,9 +580,9 @@ def test_two_passes_open_one_flag_and_notify_each_recipient_once_per_channel(rul
 
     pending = emails(flag)
     assert {n.status for n in pending} == {DeliveryStatus.PENDING}
-    assert [(outbox.send_notification(n.pk), outbox.send_notification(n.pk)) for n in pending] == [(True, False)] * len(
-        case.recipients
-    )
+    assert [
+        (notification_services.send_notification(n.pk), notification_services.send_notification(n.pk)) for n in pending
+    ] == [(True, False)] * len(case.recipients)
     assert sorted(message.to[0] for message in mailoutbox) == sorted(address(u) for u in case.recipients)
     code = case.handover.project.code
     assert all(message.subject.startswith(f"[Handover] Stalled: {code}") for message in mailoutbox)
@@ -1011,7 +1007,7 @@ def test_snoozed_flag_sends_nothing_until_its_date_then_reminds_once(rule, make_
 def swept_ids() -> set[int]:
     """The notifications a sweep finds due now (it publishes nothing inside a test transaction)."""
     before = set(Notification.objects.values_list("pk", "next_attempt_at"))
-    count = outbox.sweep()["notifications"]
+    count = outbox_sweep.sweep()["notifications"]
     assert set(Notification.objects.values_list("pk", "next_attempt_at")) == before
     due = Notification.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=timezone.now())
     assert due.count() == count
@@ -1058,7 +1054,7 @@ def test_held_notifications_of_a_flag_that_resolved_are_cancelled_not_sent(world
     }
     clock.shift(5 * DAY)
     assert send(held) == [False, False]
-    assert outbox.sweep()["notifications"] == 0
+    assert outbox_sweep.sweep()["notifications"] == 0
     assert mailoutbox == []
     detect()
     assert notified(flag, REMINDER) == []
@@ -1071,7 +1067,7 @@ def test_a_pending_notification_of_a_resolved_flag_is_cancelled_when_its_task_ru
     [first, *_] = emails(flag)
     StallFlag.objects.filter(pk=flag.pk).update(resolved_at=timezone.now())  # resolved by a pass elsewhere
 
-    assert outbox.send_notification(first.pk) is False
+    assert notification_services.send_notification(first.pk) is False
     first.refresh_from_db()
     assert (first.status, first.attempts) == (DeliveryStatus.CANCELLED, 0)
     assert mailoutbox == []
@@ -1091,7 +1087,7 @@ def test_snooze_moved_earlier_releases_the_held_emails_at_the_new_date(world, cl
 
     clock.move_to(sooner)
 
-    assert outbox.sweep()["notifications"] == 2
+    assert outbox_sweep.sweep()["notifications"] == 2
     assert send(held) == [True, True]
     assert sorted(message.to[0] for message in mailoutbox) == [address("manager"), address("owner")]
 
@@ -1202,9 +1198,9 @@ def test_project_stage_move_becomes_one_event_however_often_it_is_published(worl
     project = ProjectFactory(code="ERP-2031", manager=manager, receiving_team=world.team)
     ps.project_transition(project=project, to=Stage.PLANNING, by=manager)
 
-    assert outbox.publish_project_events() == 1
-    assert outbox.publish_project_events() == 0
-    assert outbox.sweep()["published"] == 0
+    assert webhooks.publish_project_events() == 1
+    assert webhooks.publish_project_events() == 0
+    assert outbox_sweep.sweep()["published"] == 0
     [event] = Event.objects.filter(type=EventType.PROJECT_STAGE_CHANGED)
     assert event.payload["data"]["project"]["code"] == "ERP-2031"
     assert (event.payload["data"]["from"], event.payload["data"]["to"], event.payload["data"]["by"]) == (
@@ -1223,10 +1219,10 @@ def test_project_stage_move_becomes_one_event_however_often_it_is_published(worl
     )
     ps.project_transition(project=project, to=Stage.EXECUTION, by=manager)
     clock.shift(HOUR)
-    assert outbox.sweep()["published"] == 1
+    assert outbox_sweep.sweep()["published"] == 1
     clock.shift(12 * HOUR)
-    assert outbox.publish_project_events() == 0
-    assert outbox.sweep()["published"] == 0
+    assert webhooks.publish_project_events() == 0
+    assert outbox_sweep.sweep()["published"] == 0
 
     moves = Event.objects.filter(type=EventType.PROJECT_STAGE_CHANGED)
     assert sorted(moves.values_list("payload__data__to", flat=True)) == ["execution", "planning"]
@@ -1268,7 +1264,7 @@ def test_webhook_is_signed_and_delivered_once(world, clock, admin_user, receiver
     detect()
     [delivery] = WebhookDelivery.objects.all()
 
-    assert [outbox.deliver_webhook(delivery.pk), outbox.deliver_webhook(delivery.pk)] == [True, False]
+    assert [webhooks.deliver_webhook(delivery.pk), webhooks.deliver_webhook(delivery.pk)] == [True, False]
 
     [(headers, body)] = receiver.received
     payload = Webhook(subscription.secret).verify(body, headers)
@@ -1287,17 +1283,17 @@ def test_failed_webhook_is_retried_later_with_the_same_id(world, clock, admin_us
     open_idle_flag(world, clock)
     [delivery] = WebhookDelivery.objects.all()
 
-    assert outbox.deliver_webhook(delivery.pk) is False
+    assert webhooks.deliver_webhook(delivery.pk) is False
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.PENDING, 1, 500)
     assert delivery.next_attempt_at > timezone.now()
-    assert outbox.deliver_webhook(delivery.pk) is False
+    assert webhooks.deliver_webhook(delivery.pk) is False
     assert len(receiver.received) == 1
 
     receiver.status = 204
     clock.move_to(delivery.next_attempt_at)
-    assert outbox.sweep()["deliveries"] == 1
-    assert outbox.deliver_webhook(delivery.pk) is True
+    assert outbox_sweep.sweep()["deliveries"] == 1
+    assert webhooks.deliver_webhook(delivery.pk) is True
 
     ids = [{k.lower(): v for k, v in headers.items()}["webhook-id"] for headers, _ in receiver.received]
     assert len(ids) == 2
@@ -1400,7 +1396,7 @@ def test_any_failed_webhook_attempt_is_logged_and_retried_later(
     server = raw_server(reply)
     delivery = one_pending_delivery(world, clock, admin_user, server.url)
 
-    assert outbox.deliver_webhook(delivery.pk) is False
+    assert webhooks.deliver_webhook(delivery.pk) is False
 
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.PENDING, 1, code)
@@ -1419,7 +1415,7 @@ def test_webhook_receiver_that_never_answers_times_out_as_a_failed_attempt(
     server = raw_server(None)
     delivery = one_pending_delivery(world, clock, admin_user, server.url)
 
-    assert outbox.deliver_webhook(delivery.pk) is False
+    assert webhooks.deliver_webhook(delivery.pk) is False
 
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.PENDING, 1, None)
@@ -1432,7 +1428,7 @@ def test_webhook_redirect_is_a_failed_attempt_and_is_not_followed(world, clock, 
     server = raw_server(f"HTTP/1.1 302 Found\r\nLocation: {receiver.url}\r\nContent-Length: 0\r\n\r\n".encode())
     delivery = one_pending_delivery(world, clock, admin_user, server.url)
 
-    assert outbox.deliver_webhook(delivery.pk) is False
+    assert webhooks.deliver_webhook(delivery.pk) is False
 
     delivery.refresh_from_db()
     assert (delivery.status, delivery.attempts, delivery.last_status_code) == (DeliveryStatus.PENDING, 1, 302)
@@ -1446,14 +1442,14 @@ def test_webhook_delivery_gives_up_after_the_maximum_attempts(world, clock, admi
     delivery = one_pending_delivery(world, clock, admin_user, raw_server(b"GARBAGE\r\n\r\n").url)
 
     for attempt in (1, 2, 3):
-        assert outbox.deliver_webhook(delivery.pk) is False
+        assert webhooks.deliver_webhook(delivery.pk) is False
         delivery.refresh_from_db()
         assert delivery.attempts == attempt
         clock.move_to(delivery.next_attempt_at)
 
     assert delivery.status == DeliveryStatus.FAILED
     clock.shift(DAY)
-    assert outbox.sweep()["deliveries"] == 0
+    assert outbox_sweep.sweep()["deliveries"] == 0
 
 
 @pytest.mark.parametrize(
@@ -1470,7 +1466,7 @@ def test_email_to_a_broken_smtp_server_is_a_failed_attempt(reply, error, world, 
     _, flag = open_idle_flag(world, clock)
     [first, _] = emails(flag)
 
-    assert outbox.send_notification(first.pk) is False
+    assert notification_services.send_notification(first.pk) is False
 
     first.refresh_from_db()
     assert (first.status, first.attempts) == (DeliveryStatus.PENDING, 1)
@@ -1494,12 +1490,12 @@ def test_row_whose_worker_died_mid_send_counts_the_attempt(world, clock, admin_u
     [delivery] = WebhookDelivery.objects.all()
     [email, _] = emails(flag)
     for model, row in ((WebhookDelivery, delivery), (Notification, email)):
-        assert outbox._claim(model, row.pk, timezone.now())  # the worker claims it, then dies
+        assert queue.claim(model, row.pk, timezone.now())  # the worker claims it, then dies
 
     clock.shift(10 * dt.timedelta(minutes=1) - TICK)
-    assert outbox.sweep()["freed"] == 0
+    assert outbox_sweep.sweep()["freed"] == 0
     clock.shift(2 * TICK)
-    assert outbox.sweep()["freed"] == 2
+    assert outbox_sweep.sweep()["freed"] == 2
 
     for row in (delivery, email):
         row.refresh_from_db()
@@ -1509,9 +1505,9 @@ def test_row_whose_worker_died_mid_send_counts_the_attempt(world, clock, admin_u
 
     clock.move_to(email.next_attempt_at + HOUR)
     for model, row in ((WebhookDelivery, delivery), (Notification, email)):
-        assert outbox._claim(model, row.pk, timezone.now())  # the second (last) attempt dies too
+        assert queue.claim(model, row.pk, timezone.now())  # the second (last) attempt dies too
     clock.shift(11 * dt.timedelta(minutes=1))
-    assert outbox.sweep()["freed"] == 2
+    assert outbox_sweep.sweep()["freed"] == 2
     for row in (delivery, email):
         row.refresh_from_db()
         assert (row.status, row.attempts) == (DeliveryStatus.FAILED, 2)
@@ -1521,10 +1517,10 @@ def test_row_whose_worker_died_mid_send_counts_the_attempt(world, clock, admin_u
 
 
 @pytest.fixture
-def published(monkeypatch) -> list[dict[str, list]]:
-    """Every batch ``outbox`` publishes after a commit, instead of a broker."""
-    batches: list[dict[str, list]] = []
-    monkeypatch.setattr(outbox, "_publish", lambda batch: batches.append({k: list(v) for k, v in batch.items()}))
+def published(monkeypatch) -> list[dict[type, list]]:
+    """Every batch the outbox publishes after a commit, instead of a broker."""
+    batches: list[dict[type, list]] = []
+    monkeypatch.setattr(queue, "_publish", lambda batch: batches.append({k: list(v) for k, v in batch.items()}))
     return batches
 
 
@@ -1532,7 +1528,7 @@ def test_a_transaction_that_emits_several_events_publishes_once(
     world, admin_user, published, django_capture_on_commit_callbacks
 ):
     """GIVEN a subscription to every event WHEN a return sends two items back (three events) in one request THEN one
-    after-commit callback publishes all three deliveries together."""
+    publish after the commit carries all three deliveries together."""
     subscribe(admin_user)
     with django_capture_on_commit_callbacks(execute=True):  # the earlier requests' own publishes
         handover = world.submit(world.handover())
@@ -1540,36 +1536,39 @@ def test_a_transaction_that_emits_several_events_publishes_once(
     published.clear()
     before = set(WebhookDelivery.objects.values_list("pk", flat=True))
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         hs.handover_return(handover=handover, by=world.people.owner, reason="Evidence missing.", items=items)
 
-    assert len(callbacks) == 1
     [batch] = published
     created = WebhookDelivery.objects.exclude(pk__in=before)
-    assert sorted(batch["deliver_webhook"]) == sorted(created.values_list("pk", flat=True))
+    assert sorted(batch[WebhookDelivery]) == sorted(created.values_list("pk", flat=True))
     assert Counter(created.values_list("event__type", flat=True)) == {"handover.returned": 1, "item.updated": 2}
 
 
-def test_ids_enqueued_in_a_rolled_back_savepoint_do_not_lose_later_ones(published, django_capture_on_commit_callbacks):
-    """GIVEN a savepoint that enqueues and then rolls back WHEN the transaction enqueues again and commits THEN the
-    later ids are published (the rolled-back batch took its callback with it)."""
+def test_ids_enqueued_in_a_rolled_back_savepoint_do_not_lose_later_ones(
+    world, admin_user, published, django_capture_on_commit_callbacks
+):
+    """GIVEN a subscription, and a savepoint that creates a handover (its delivery enqueued) and then rolls back
+    WHEN the transaction creates another handover and commits THEN one publish carries the later delivery, and not
+    the rolled-back one, whose row is gone."""
+    subscribe(admin_user)
 
     class Boom(Exception):
         pass
 
     def rolled_back() -> None:
         with transaction.atomic():
-            outbox.enqueue("send_notification", [1])
+            world.handover()
             raise Boom
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks(execute=True):
         with pytest.raises(Boom):
             rolled_back()
-        outbox.enqueue("send_notification", [2])
-        outbox.enqueue("deliver_webhook", ["abc"])
+        handover = world.handover()
 
-    assert len(callbacks) == 1
-    assert published == [{"send_notification": [2], "deliver_webhook": ["abc"]}]
+    [delivery] = WebhookDelivery.objects.all()
+    assert delivery.event.handover == handover
+    assert published == [{WebhookDelivery: [delivery.pk]}]
 
 
 @pytest.fixture
@@ -1581,7 +1580,7 @@ def memory_broker():
     saved = (conf.broker_url, conf.broker_transport_options)
     app._pool, app.amqp._producer_pool = None, None
     conf.broker_url, conf.broker_transport_options = "memory://", {}
-    outbox.publish_breaker.reset()
+    queue.publish_breaker.reset()
     try:
         yield app
     finally:
@@ -1600,7 +1599,7 @@ def test_sweep_re_enqueues_a_row_only_when_no_task_waits_for_it(
 
     def sweep() -> int:
         with django_capture_on_commit_callbacks(execute=True):
-            return outbox.sweep()["notifications"]
+            return outbox_sweep.sweep()["notifications"]
 
     case = idle_case(world)
     clock.move_to(case.fires_at(default_days(StallRule.IDLE)) + HOUR)
@@ -1626,16 +1625,16 @@ def test_sweep_re_enqueues_a_row_only_when_no_task_waits_for_it(
 
 def test_sweep_takes_the_oldest_due_rows_first(world, clock, monkeypatch):
     """GIVEN more due emails than one sweep takes WHEN it runs THEN it takes those due longest ago."""
-    monkeypatch.setattr(outbox, "SWEEP_BATCH", 1)
+    monkeypatch.setattr(outbox_sweep, "SWEEP_BATCH", 1)
     _, flag = open_idle_flag(world, clock)
     _, older = emails(flag)
     Notification.objects.filter(pk=older.pk).update(next_attempt_at=timezone.now() - DAY)
 
     enqueued = []
-    monkeypatch.setattr(outbox, "enqueue", lambda name, ids: enqueued.append((name, list(ids))))
-    outbox.sweep()
+    monkeypatch.setattr(outbox_sweep, "enqueue", lambda model, ids: enqueued.append((model, list(ids))))
+    outbox_sweep.sweep()
 
-    assert ("send_notification", [older.pk]) in enqueued
+    assert (Notification, [older.pk]) in enqueued
 
 
 # ------------------------------------------------------------------------------------------------ links
@@ -1706,7 +1705,7 @@ def test_detection_runs_record_what_each_pass_did(world, clock):
     detect()  # the verification flag escalates
     clock.shift(HOUR)
     world.verify(item)  # clears both rules
-    summary = tasks.detect_stalls()
+    summary = stall_tasks.detect_stalls()
 
     assert summary == {"opened": 0, "resolved": 2, "escalated": 0, "reminded": 0}
     runs = DetectionRun.objects.order_by("started_at")

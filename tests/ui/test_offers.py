@@ -19,9 +19,8 @@ from django.utils import timezone
 
 from config.errors import DomainError, NotPermitted
 from handover import services as hs
-from handover import stalls
 from handover.choices import HandoverStatus, Risk, Side, StallRule
-from handover.models import ChecklistItem, Condition, Handover, StallFlag
+from handover.models import ChecklistItem, Condition, Handover
 from handover.selectors import (
     can_mark_condition_met,
     can_verify_item,
@@ -37,6 +36,8 @@ from handover.selectors import (
     may_attempt_item_move,
     stall_flag_actions,
 )
+from handover.stalls import services as stalls
+from handover.stalls.models import StallFlag
 
 from .conftest import EVIDENCE_URL, item_of
 

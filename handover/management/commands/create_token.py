@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from config.errors import DomainError
-from handover.services import token_create
+from handover.tokens.services import token_create
 
 
 class Command(BaseCommand):

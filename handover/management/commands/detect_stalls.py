@@ -3,8 +3,8 @@
 from django.core.management.base import BaseCommand
 
 from handover.choices import DetectionSource
-from handover.models import StallFlag
-from handover.stalls import detect_stalls
+from handover.stalls.models import StallFlag
+from handover.stalls.services import detect_stalls
 
 
 class Command(BaseCommand):

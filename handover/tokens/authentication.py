@@ -1,6 +1,7 @@
-"""API authentication: tokens that act as a user, optionally read-only.
+"""API authentication: the bearer tokens of ``handover.tokens`` acting as their user, optionally read-only.
 
-Kept apart from ``config.api`` because DRF imports these classes while it is itself being imported.
+DRF imports these classes by the dotted paths in ``REST_FRAMEWORK`` while it is itself being imported, so this
+module reads the tokens' service only when a request is authenticated.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -20,7 +21,7 @@ class TokenAuthentication(BaseAuthentication):
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
-        from handover.services import token_authenticate
+        from .services import token_authenticate
 
         try:
             raw = header[1].decode()
@@ -36,7 +37,7 @@ class TokenAuthentication(BaseAuthentication):
 
 
 class TokenScheme(OpenApiAuthenticationExtension):
-    target_class = "config.api_auth.TokenAuthentication"
+    target_class = "handover.tokens.authentication.TokenAuthentication"
     name = "tokenAuth"
 
     def get_security_definition(self, auto_schema):

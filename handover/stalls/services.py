@@ -21,12 +21,7 @@ from django.utils import timezone
 
 from config.errors import IllegalTransition, InvalidInput, NotPermitted
 from config.validation import require_text
-from operations.choices import KpiDirection
-from operations.models import KpiReading, OperationsTeam
-from projects.models import Project
-
-from . import outbox
-from .choices import (
+from handover.choices import (
     OPEN_STATUSES,
     ActivityVerb,
     Channel,
@@ -39,8 +34,16 @@ from .choices import (
     NotificationKind,
     StallRule,
 )
-from .models import Activity, ChecklistItem, Condition, DetectionRun, Handover, Notification, StallFlag
-from .selectors import is_operations_owner
+from handover.models import Activity, ChecklistItem, Condition, Handover
+from handover.notifications.models import Notification
+from handover.outbox.queue import enqueue
+from handover.selectors import is_operations_owner
+from handover.webhooks.services import emit_many, handover_payload, handover_web_url
+from operations.choices import KpiDirection
+from operations.models import KpiReading, OperationsTeam
+from projects.models import Project
+
+from .models import DetectionRun, StallFlag
 
 MAX_SNOOZE = timedelta(days=90)
 
@@ -460,7 +463,7 @@ def _message(flag: StallFlag, kind: NotificationKind) -> tuple[str, str]:
     body = (
         f"The handover of {project.code} {project.name} to {handover.receiving_team} {what}.\n\n"
         f"Rule: {flag.get_rule_display()} (open since {flag.opened_at:%d %b %Y %H:%M}).\n"
-        f"Handover: {outbox.handover_web_url(handover)}\n"
+        f"Handover: {handover_web_url(handover)}\n"
     )
     if kind == NotificationKind.ESCALATED:
         body += "\nYou receive this as the team's lead: the flag was not acknowledged within the escalation delay.\n"
@@ -508,16 +511,16 @@ def _notify(flags: list[StallFlag], kind: NotificationKind, now: datetime) -> No
     pending = Notification.objects.filter(
         flag__in=[f.pk for f in flags], kind=kind, channel=Channel.EMAIL, status=DeliveryStatus.PENDING
     ).values_list("pk", flat=True)
-    outbox.enqueue("send_notification", list(pending))
+    enqueue(Notification, list(pending))
 
 
 def _emit_flags(event_type: EventType, flags: list[StallFlag], now: datetime) -> None:
-    outbox.emit_many(
+    emit_many(
         event_type,
         [
             (
                 {
-                    **outbox.handover_payload(flag.handover),
+                    **handover_payload(flag.handover),
                     "flag": {"id": flag.pk, "rule": flag.rule, "opened_at": flag.opened_at.isoformat()},
                 },
                 flag.handover_id,

@@ -1,0 +1,1 @@
+"""Notifications to people: the in-app inbox and the email channel, sent through the outbox."""

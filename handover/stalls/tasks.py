@@ -1,0 +1,22 @@
+"""Celery task of stall detection: a thin wrapper that calls the detector (beat runs it every few minutes)."""
+
+from celery import shared_task
+
+from handover.choices import DetectionSource
+from handover.outbox.tasks import RETRY
+
+from .services import detect_stalls as detect
+
+# Task names are part of the wire format (beat's schedule, messages already queued): they keep the names they had
+# when every task lived in handover/tasks.py.
+
+
+@shared_task(name="handover.tasks.detect_stalls", **RETRY)
+def detect_stalls() -> dict[str, int]:
+    result = detect(source=DetectionSource.BEAT)
+    return {
+        "opened": len(result.opened),
+        "resolved": len(result.resolved),
+        "escalated": len(result.escalated),
+        "reminded": len(result.reminded),
+    }

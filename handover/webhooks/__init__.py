@@ -1,0 +1,1 @@
+"""Outbound webhooks: events for other tools, subscriptions, signed deliveries sent through the outbox."""
