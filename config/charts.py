@@ -194,10 +194,9 @@ def column_chart(
     """
     rows = [(c.label, _num(c.value)) for c in columns]
     desc = desc or _describe(rows)
-    options = {"series": series, "marker_label": marker_label, "empty": empty}
 
     def draw(width: int, variant: str) -> SafeString:
-        frame = _columns(columns, width=width, height=height, **options)
+        frame = _columns(columns, width=width, height=height, series=series, marker_label=marker_label, empty=empty)
         return _svg(frame, title=title, desc=desc, css_class="chart-columns", variant=variant)
 
     return Chart(

@@ -67,6 +67,8 @@ def apply_changes(instance: models.Model, changes: dict, *, allowed: Iterable[st
         if name not in allowed:
             raise InvalidInput(f"{name} cannot be changed here.", rule="field_not_editable", field=name)
         field = instance._meta.get_field(name)
+        if not isinstance(field, models.Field):  # a reverse relation is no field of this row
+            raise InvalidInput(f"{name} cannot be changed here.", rule="field_not_editable", field=name)
         attname = field.attname
         old = getattr(instance, attname)
         new = value.pk if isinstance(value, models.Model) else value

@@ -1,9 +1,10 @@
 """Reads about handovers that are more than a filter: roles, readiness and snapshots."""
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
@@ -180,7 +181,8 @@ def handover_readiness(handover: Handover) -> Readiness:
     rows = ChecklistItem.objects.filter(handover=handover).values("risk").annotate(**aggregates)
     counts = _empty_counts()
     for row in rows:
-        counts[Risk(row["risk"])].update({name: row[f"n_{name}"] for name in _COUNTS})
+        values: Mapping[str, Any] = row  # the aggregates come under the names built above
+        counts[Risk(values["risk"])].update({name: values[f"n_{name}"] for name in _COUNTS})
     return _readiness(counts)
 
 
@@ -560,7 +562,7 @@ def decision_times_by_team(user) -> list[TeamDecisionTime]:
         .values_list("handover_id", "handover__receiving_team_id", "to_state", "created_at")
     )
     days: dict[int, list[float]] = defaultdict(list)
-    submitted: dict[int, object] = {}
+    submitted: dict[int, datetime] = {}
     for handover_id, team_id, to_state, at in rows:
         if to_state == HandoverStatus.SUBMITTED:
             submitted[handover_id] = at
