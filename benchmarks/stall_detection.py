@@ -351,10 +351,9 @@ def _measure(repeat: int) -> tuple[float, int, float, int, float, float]:
     from django.utils import timezone
 
     from config.celery import app
-    from handover.notifications.models import Notification
+    from handover.models import Notification, StallFlag
     from handover.outbox import queue
     from handover.stalls import detect_stalls
-    from handover.stalls.models import StallFlag
 
     firsts, steadies, raws, raws_ranged = [], [], [], []
     first_queries = steady_queries = 0

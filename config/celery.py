@@ -6,14 +6,26 @@ Its configuration (JSON, time limits, retries, the beat schedule) is the ``CELER
 
 import logging
 import os
+from typing import Any
 
 from celery import Celery
 from celery.signals import beat_init
+from django.db import InterfaceError, OperationalError
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 app = Celery("handover")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Transient database errors are retried with capped, jittered backoff; the cap stays far below the Redis
+# visibility timeout (1 hour) so a waiting retry is never redelivered as a duplicate. Every task uses this.
+RETRY: dict[str, Any] = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": 5,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+}
+
 # Each subsystem of the handover app keeps its tasks in its own package.
 app.autodiscover_tasks(["handover.stalls", "handover.notifications", "handover.webhooks", "handover.outbox"])
 

@@ -60,7 +60,7 @@ def _scheduler() -> dict:
     """Beat's last detection pass. Passes run by ``manage.py detect_stalls`` (``make migrate`` runs one) prove
     nothing about beat, so they are shown apart and never make the scheduler "up"."""
     from handover.choices import DetectionSource
-    from handover.stalls.models import DetectionRun
+    from handover.models import DetectionRun
 
     def last(source: str) -> datetime | None:
         return (
@@ -82,9 +82,7 @@ def _scheduler() -> dict:
 def _outbox() -> dict:
     """The outbox sweep's last pass (beat, every minute) and how much waits to be sent."""
     from handover.choices import DeliveryStatus
-    from handover.notifications.models import Notification
-    from handover.outbox.models import OutboxSweep
-    from handover.webhooks.models import WebhookDelivery
+    from handover.models import Notification, OutboxSweep, WebhookDelivery
 
     last = OutboxSweep.objects.filter(name="outbox").values_list("finished_at", flat=True).first()
     due = {"status": DeliveryStatus.PENDING, "next_attempt_at__lte": timezone.now()}

@@ -34,24 +34,27 @@ from .choices import OPEN_STATUSES, EventType, HandoverStatus
 from .models import (
     Activity,
     AdminEvent,
+    ApiToken,
     ChecklistItem,
     ChecklistTemplate,
     Comment,
     Condition,
     Decision,
+    DetectionRun,
+    Event,
     Evidence,
     Handover,
+    Notification,
+    OutboxSweep,
+    StallFlag,
     TemplateItem,
+    WebhookDelivery,
+    WebhookSubscription,
 )
-from .notifications.models import Notification
-from .outbox.models import OutboxSweep
 from .selectors import readiness_aggregates
 from .stalls import services as stalls
-from .stalls.models import DetectionRun, StallFlag
 from .tokens import services as tokens
-from .tokens.models import ApiToken
 from .webhooks import services as webhooks
-from .webhooks.models import Event, WebhookDelivery, WebhookSubscription
 
 ONE_LINE = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 50})}}
 HTTPS = {models.URLField: {"assume_scheme": "https"}}  # a link typed without a scheme is https

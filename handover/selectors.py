@@ -26,9 +26,7 @@ from .choices import (
     Risk,
     Side,
 )
-from .models import Activity, ChecklistItem, Condition, Handover
-from .notifications.models import Notification
-from .stalls.models import StallFlag
+from .models import Activity, ChecklistItem, Condition, Handover, Notification, StallFlag
 
 # ---------------------------------------------------------------------------------------------------- roles
 

@@ -68,7 +68,17 @@ from .forms import (
     VerifyForm,
     WaiveForm,
 )
-from .models import Activity, ChecklistItem, ChecklistTemplate, Comment, Condition, Decision, Evidence, Handover
+from .models import (
+    Activity,
+    ChecklistItem,
+    ChecklistTemplate,
+    Comment,
+    Condition,
+    Decision,
+    Evidence,
+    Handover,
+    StallFlag,
+)
 from .notifications.services import notifications_mark_read
 from .selectors import (
     Readiness,
@@ -92,7 +102,6 @@ from .selectors import (
     stall_flag_actions,
 )
 from .stalls import services as stalls
-from .stalls.models import StallFlag
 
 User = get_user_model()
 

@@ -42,7 +42,7 @@ def test_healthz_reports_the_last_detection_pass_and_when_it_is_late(client, set
 
     from django.utils import timezone
 
-    from handover.stalls.models import DetectionRun
+    from handover.models import DetectionRun
 
     # No beat pass yet: "waiting" early in this process's life, "down" after the startup grace.
     assert client.get("/healthz").json()["checks"]["scheduler"]["status"] in {"waiting", "down"}

@@ -257,6 +257,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": OUTBOX_SWEEP_INTERVAL,
         "options": {"expires": OUTBOX_SWEEP_INTERVAL * 0.8},
     },
+    # The projects app knows nothing of webhooks: its stage moves are read like a change feed and become events.
+    "publish-project-events": {
+        "task": "handover.tasks.publish_project_events",
+        "schedule": OUTBOX_SWEEP_INTERVAL,
+        "options": {"expires": OUTBOX_SWEEP_INTERVAL * 0.8},
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

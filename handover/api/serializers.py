@@ -14,6 +14,7 @@ from projects.models import Project
 from ..choices import EventType, Risk, Side, TemplateKind
 from ..models import (
     Activity,
+    ApiToken,
     ChecklistItem,
     ChecklistTemplate,
     Comment,
@@ -21,13 +22,13 @@ from ..models import (
     Decision,
     Evidence,
     Handover,
+    Notification,
+    StallFlag,
     TemplateItem,
+    WebhookDelivery,
+    WebhookSubscription,
 )
-from ..notifications.models import Notification
 from ..selectors import readiness_from_items
-from ..stalls.models import StallFlag
-from ..tokens.models import ApiToken
-from ..webhooks.models import WebhookDelivery, WebhookSubscription
 
 # Bounds of the lists a request may carry (a 400 naming the field beyond them).
 MAX_TEMPLATE_ITEMS = 200

@@ -35,16 +35,22 @@ from projects.models import Project
 
 from .. import services
 from ..choices import ACCEPTED_STATUSES, HandoverStatus, ItemStatus, Risk, Side, StallRule
-from ..models import ChecklistItem, ChecklistTemplate, Condition, Evidence, Handover
-from ..notifications.models import Notification
+from ..models import (
+    ApiToken,
+    ChecklistItem,
+    ChecklistTemplate,
+    Condition,
+    Evidence,
+    Handover,
+    Notification,
+    StallFlag,
+    WebhookSubscription,
+)
 from ..notifications.services import notifications_mark_read
 from ..selectors import handovers_visible_to, inbox
 from ..stalls import services as stalls
-from ..stalls.models import StallFlag
 from ..tokens import services as tokens
-from ..tokens.models import ApiToken
 from ..webhooks import services as webhooks
-from ..webhooks.models import WebhookSubscription
 from .serializers import (
     AcceptWithConditionsSerializer,
     AcknowledgeSerializer,

@@ -14,10 +14,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from handover.choices import DeliveryStatus
+from handover.models import Notification
 from handover.outbox.queue import claim, describe, fail
 from handover.selectors import inbox
-
-from .models import Notification
 
 logger = logging.getLogger(__name__)
 

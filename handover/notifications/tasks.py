@@ -2,10 +2,10 @@
 
 from celery import shared_task
 
-from handover.outbox.tasks import RETRY
+from config.celery import RETRY
+from handover.models import Notification
 
 from . import services
-from .models import Notification
 
 
 @shared_task(name=Notification.OUTBOX_TASK, **RETRY)

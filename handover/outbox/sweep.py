@@ -1,4 +1,4 @@
-"""The outbox sweep, every minute: frees rows whose worker died, re-enqueues what is due, publishes stage moves."""
+"""The outbox sweep, every minute: frees rows whose worker died and re-enqueues the rows that are due."""
 
 import logging
 from datetime import datetime, timedelta
@@ -9,11 +9,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from handover.choices import DeliveryStatus
-from handover.notifications.models import Notification
-from handover.webhooks.models import WebhookDelivery
-from handover.webhooks.services import publish_project_events
+from handover.models import Notification, OutboxSweep, WebhookDelivery
 
-from .models import OutboxSweep
 from .queue import STUCK_AFTER, enqueue, fail
 
 logger = logging.getLogger(__name__)
@@ -22,7 +19,7 @@ SWEEP_BATCH = 500
 
 
 def sweep(*, now: datetime | None = None) -> dict[str, int]:
-    """Free rows whose worker died, re-enqueue rows that are due, and publish recent project stage moves.
+    """Free rows whose worker died and re-enqueue rows that are due, on every channel of the outbox.
 
     A row left in "sending" past ``STUCK_AFTER`` lost its worker mid-send (killed at the hard time limit, say):
     that attempt counts, so a send that always kills its worker ends failed instead of looping. A due row is
@@ -56,12 +53,10 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     with transaction.atomic():
         enqueue(Notification, notifications)
         enqueue(WebhookDelivery, deliveries)
-        published = publish_project_events(now=now)
         summary = {
             "freed": freed,
             "notifications": len(notifications),
             "deliveries": len(deliveries),
-            "published": published,
         }
         OutboxSweep.objects.update_or_create(name="outbox", defaults={"finished_at": timezone.now(), **summary})
     return summary

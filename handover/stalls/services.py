@@ -34,16 +34,13 @@ from handover.choices import (
     NotificationKind,
     StallRule,
 )
-from handover.models import Activity, ChecklistItem, Condition, Handover
-from handover.notifications.models import Notification
+from handover.models import Activity, ChecklistItem, Condition, DetectionRun, Handover, Notification, StallFlag
 from handover.outbox.queue import enqueue
 from handover.selectors import is_operations_owner
 from handover.webhooks.services import emit_many, handover_payload, handover_web_url
 from operations.choices import KpiDirection
 from operations.models import KpiReading, OperationsTeam
 from projects.models import Project
-
-from .models import DetectionRun, StallFlag
 
 MAX_SNOOZE = timedelta(days=90)
 

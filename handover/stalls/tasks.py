@@ -2,13 +2,12 @@
 
 from celery import shared_task
 
+from config.celery import RETRY
 from handover.choices import DetectionSource
-from handover.outbox.tasks import RETRY
 
 from .services import detect_stalls as detect
 
-# Task names are part of the wire format (beat's schedule, messages already queued): they keep the names they had
-# when every task lived in handover/tasks.py.
+# Task names are part of the wire format (beat's schedule, messages already queued): see handover/outbox/tasks.py.
 
 
 @shared_task(name="handover.tasks.detect_stalls", **RETRY)

@@ -15,8 +15,7 @@ from config.errors import IllegalTransition, InvalidInput, NotPermitted
 from config.validation import clean_or_raise, require_text
 from handover.audit import admin_event
 from handover.choices import AdminEventKind
-
-from .models import ApiToken
+from handover.models import ApiToken
 
 TOKEN_PREFIX = "hov_"
 

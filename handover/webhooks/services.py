@@ -25,12 +25,10 @@ from config.errors import InvalidInput, NotPermitted
 from config.validation import apply_changes, clean_or_raise
 from handover.audit import admin_event
 from handover.choices import AdminEventKind, DeliveryStatus, EventType
-from handover.models import Handover
+from handover.models import Event, Handover, WebhookDelivery, WebhookSubscription
 from handover.outbox.queue import claim, describe, enqueue, fail
 from projects.choices import ProjectEventKind
 from projects.models import ProjectEvent
-
-from .models import Event, WebhookDelivery, WebhookSubscription
 
 logger = logging.getLogger(__name__)
 

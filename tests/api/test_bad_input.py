@@ -24,19 +24,21 @@ from handover.choices import HandoverStatus, ItemStatus, Risk, Side
 from handover.models import (
     Activity,
     AdminEvent,
+    ApiToken,
     ChecklistItem,
     ChecklistTemplate,
     Comment,
     Condition,
     Decision,
+    Event,
     Evidence,
     Handover,
+    Notification,
+    StallFlag,
     TemplateItem,
+    WebhookDelivery,
+    WebhookSubscription,
 )
-from handover.notifications.models import Notification
-from handover.stalls.models import StallFlag
-from handover.tokens.models import ApiToken
-from handover.webhooks.models import Event, WebhookDelivery, WebhookSubscription
 from operations.models import Kpi, KpiReading, OperationsEvent, OperationsTeam, Service
 from projects.choices import Stage
 from projects.models import Project, ProjectEvent

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from handover import services as hs
 from handover.choices import Risk, Side, TemplateKind
-from handover.tokens.models import ApiToken
+from handover.models import ApiToken
 from tests.factories import AdminFactory
 
 API = "/api/v1"

@@ -46,12 +46,19 @@ from handover.choices import (
     StallRule,
     TemplateKind,
 )
-from handover.models import ChecklistItem, ChecklistTemplate, Condition, Decision, Handover, TemplateItem
-from handover.notifications.models import Notification
-from handover.stalls.models import StallFlag
+from handover.models import (
+    ApiToken,
+    ChecklistItem,
+    ChecklistTemplate,
+    Condition,
+    Decision,
+    Handover,
+    Notification,
+    StallFlag,
+    TemplateItem,
+    WebhookSubscription,
+)
 from handover.tokens import services as tokens
-from handover.tokens.models import ApiToken
-from handover.webhooks.models import WebhookSubscription
 from operations.models import OperationsTeam
 from projects.choices import Stage
 from projects.models import Project

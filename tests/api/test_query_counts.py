@@ -34,11 +34,19 @@ from handover.choices import (
     Side,
     StallRule,
 )
-from handover.models import ChecklistItem, Comment, Condition, Decision, Evidence
-from handover.notifications.models import Notification
-from handover.stalls.models import StallFlag
+from handover.models import (
+    ChecklistItem,
+    Comment,
+    Condition,
+    Decision,
+    Event,
+    Evidence,
+    Notification,
+    StallFlag,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from handover.tokens import services as tokens
-from handover.webhooks.models import Event, WebhookDelivery, WebhookSubscription
 from operations.models import KpiReading
 from projects.choices import ProjectEventKind, Stage
 from projects.models import ProjectEvent

@@ -46,13 +46,18 @@ from handover.choices import (
     Side,
     StallRule,
 )
-from handover.models import ChecklistItem, Condition, Handover
-from handover.notifications.models import Notification
-from handover.stalls.models import StallFlag
+from handover.models import (
+    ApiToken,
+    ChecklistItem,
+    Condition,
+    Event,
+    Handover,
+    Notification,
+    StallFlag,
+    WebhookDelivery,
+)
 from handover.tokens import services as tokens
-from handover.tokens.models import ApiToken
 from handover.webhooks import services as webhooks
-from handover.webhooks.models import Event, WebhookDelivery
 from operations import services as ops
 from projects import services as ps
 from projects.choices import Stage

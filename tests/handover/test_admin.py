@@ -20,14 +20,20 @@ from django.utils import timezone
 
 from handover import services
 from handover.choices import ActivityVerb, DecisionKind, HandoverStatus, ItemStatus, Side
-from handover.models import Activity, ChecklistItem, ChecklistTemplate, Decision, Handover
+from handover.models import (
+    Activity,
+    ApiToken,
+    ChecklistItem,
+    ChecklistTemplate,
+    Decision,
+    Handover,
+    StallFlag,
+    WebhookSubscription,
+)
 from handover.outbox import sweep as outbox_sweep
-from handover.stalls.models import StallFlag
 from handover.stalls.services import detect_stalls
 from handover.tokens import services as tokens
-from handover.tokens.models import ApiToken
 from handover.webhooks import services as webhooks
-from handover.webhooks.models import WebhookSubscription
 from operations.choices import StallRule
 from operations.models import Kpi, KpiReading, OperationsEvent, OperationsTeam
 from projects.models import Project

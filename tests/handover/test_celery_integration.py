@@ -37,17 +37,14 @@ from standardwebhooks.webhooks import Webhook
 from config.celery import app as celery_app
 from handover import services as hs
 from handover.choices import Channel, DeliveryStatus, DetectionSource, EventType, NotificationKind, Side, StallRule
-from handover.models import Handover
+from handover.models import DetectionRun, Event, Handover, Notification, StallFlag, WebhookDelivery
 from handover.notifications import tasks as notification_tasks
-from handover.notifications.models import Notification
 from handover.outbox import queue
 from handover.outbox import tasks as outbox_tasks
 from handover.stalls import services as stalls
 from handover.stalls import tasks as stall_tasks
-from handover.stalls.models import DetectionRun, StallFlag
 from handover.webhooks import services as webhooks
 from handover.webhooks import tasks as webhook_tasks
-from handover.webhooks.models import Event, WebhookDelivery
 from projects import services as ps
 from projects.choices import Stage
 from tests.factories import ProjectFactory

@@ -6,9 +6,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from handover.choices import DetectionSource, StallRule
-from handover.models import Handover
-from handover.stalls.models import DetectionRun
-from handover.tokens.models import ApiToken
+from handover.models import ApiToken, DetectionRun, Handover
 
 
 @pytest.mark.django_db

@@ -26,9 +26,18 @@ from handover.choices import (
     Risk,
     Side,
 )
-from handover.models import Activity, Comment, Condition, Decision, Evidence, Handover, TemplateItem
+from handover.models import (
+    Activity,
+    Comment,
+    Condition,
+    Decision,
+    Event,
+    Evidence,
+    Handover,
+    TemplateItem,
+    WebhookSubscription,
+)
 from handover.selectors import readiness_from_items
-from handover.webhooks.models import Event, WebhookSubscription
 from projects import services as ps
 from projects.choices import Stage
 from tests.factories import ProjectFactory, ServiceFactory, TeamFactory, TemplateFactory, UserFactory

@@ -20,7 +20,7 @@ from django.utils import timezone
 from config.errors import DomainError, NotPermitted
 from handover import services as hs
 from handover.choices import HandoverStatus, Risk, Side, StallRule
-from handover.models import ChecklistItem, Condition, Handover
+from handover.models import ChecklistItem, Condition, Handover, StallFlag
 from handover.selectors import (
     can_mark_condition_met,
     can_verify_item,
@@ -37,7 +37,6 @@ from handover.selectors import (
     stall_flag_actions,
 )
 from handover.stalls import services as stalls
-from handover.stalls.models import StallFlag
 
 from .conftest import EVIDENCE_URL, item_of
 

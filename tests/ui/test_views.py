@@ -26,9 +26,7 @@ from handover.choices import (
     Side,
     StallRule,
 )
-from handover.models import Comment, Condition, Handover, TemplateItem
-from handover.notifications.models import Notification
-from handover.stalls.models import StallFlag
+from handover.models import Comment, Condition, Handover, Notification, StallFlag, TemplateItem
 from handover.stalls.services import detect_stalls
 from operations.models import KpiReading, OperationsTeam
 from projects import services as ps

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from handover.choices import DetectionSource
-from handover.stalls.models import StallFlag
+from handover.models import StallFlag
 from handover.stalls.services import detect_stalls
 
 

@@ -32,8 +32,18 @@ from config.errors import DomainError
 from handover import checklists
 from handover import services as hs
 from handover.choices import HandoverStatus, ItemStatus, Risk, Side, TemplateKind
-from handover.models import Activity, ChecklistItem, ChecklistTemplate, Comment, Condition, Decision, Evidence, Handover
-from handover.webhooks.models import Event, WebhookDelivery
+from handover.models import (
+    Activity,
+    ChecklistItem,
+    ChecklistTemplate,
+    Comment,
+    Condition,
+    Decision,
+    Event,
+    Evidence,
+    Handover,
+    WebhookDelivery,
+)
 from operations import services as ops
 from operations.models import Kpi, KpiReading, OperationsEvent, OperationsTeam, Service
 from projects import services as ps

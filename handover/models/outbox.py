@@ -11,7 +11,6 @@ class OutboxSweep(models.Model):
     freed = models.PositiveIntegerField(default=0)
     notifications = models.PositiveIntegerField(default=0)
     deliveries = models.PositiveIntegerField(default=0)
-    published = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"Outbox sweep at {self.finished_at:%Y-%m-%d %H:%M:%S}"

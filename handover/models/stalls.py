@@ -6,11 +6,13 @@ from django.db.models import Q
 
 from handover.choices import DetectionSource, StallRule
 
+from .workflow import Handover
+
 
 class StallFlag(models.Model):
     """One episode of a stall rule being true for a handover: opened when it becomes true, resolved when it stops."""
 
-    handover = models.ForeignKey("handover.Handover", on_delete=models.CASCADE, related_name="stall_flags")
+    handover = models.ForeignKey(Handover, on_delete=models.CASCADE, related_name="stall_flags")
     rule = models.CharField(max_length=30, choices=StallRule.choices)
     opened_at = models.DateTimeField()
     resolved_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,8 @@ from django.db import models
 
 from handover.choices import DeliveryStatus, EventType
 
+from .workflow import Handover
+
 
 class Event(models.Model):
     """Something other tools may want to hear about; written in the transaction of the change (the outbox)."""
@@ -16,9 +18,7 @@ class Event(models.Model):
     type = models.CharField(max_length=60, choices=EventType.choices, db_index=True)
     # Makes emitting idempotent where the same fact could be emitted twice (e.g. "stall.opened" for flag 7).
     dedupe_key = models.CharField(max_length=120, unique=True, null=True, blank=True)
-    handover = models.ForeignKey(
-        "handover.Handover", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    handover = models.ForeignKey(Handover, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     payload = models.JSONField()
     created_at = models.DateTimeField(db_index=True)
 
@@ -56,10 +56,8 @@ class WebhookDelivery(models.Model):
     # The Celery task that delivers a pending row (the outbox publishes it by name).
     OUTBOX_TASK: ClassVar[str] = "handover.tasks.deliver_webhook"
 
-    event = models.ForeignKey("handover.Event", on_delete=models.CASCADE, related_name="deliveries")
-    subscription = models.ForeignKey(
-        "handover.WebhookSubscription", on_delete=models.CASCADE, related_name="deliveries"
-    )
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    subscription = models.ForeignKey(WebhookSubscription, on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField()

@@ -7,6 +7,8 @@ from django.db import models
 
 from handover.choices import Channel, DeliveryStatus, NotificationKind
 
+from .stalls import StallFlag
+
 
 class Notification(models.Model):
     """A message to one person about a stall flag, on one channel; the row is the outbox and the in-app inbox."""
@@ -16,7 +18,7 @@ class Notification(models.Model):
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     channel = models.CharField(max_length=10, choices=Channel.choices)
-    flag = models.ForeignKey("handover.StallFlag", on_delete=models.CASCADE, related_name="notifications")
+    flag = models.ForeignKey(StallFlag, on_delete=models.CASCADE, related_name="notifications")
     kind = models.CharField(max_length=10, choices=NotificationKind.choices)
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

@@ -1,11 +1,11 @@
+"""The handover workflow's models: checklist templates, handovers, their items, evidence, comments, decisions,
+conditions, the activity log and the configuration audit."""
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from operations.models import OperationsTeam, Service
-from projects.models import Project
-
-from .choices import (
+from handover.choices import (
     ActivityVerb,
     AdminEventKind,
     ConditionStatus,
@@ -16,6 +16,8 @@ from .choices import (
     Side,
     TemplateKind,
 )
+from operations.models import OperationsTeam, Service
+from projects.models import Project
 
 
 class ChecklistTemplate(models.Model):
@@ -292,12 +294,3 @@ class AdminEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subject}"
-
-
-# Stall detection, notifications, webhooks, the outbox and API tokens keep their models in their own packages;
-# importing them here registers them with this app (their tables keep the handover_ names, so no migration moves).
-from handover.notifications.models import Notification  # noqa: E402, F401
-from handover.outbox.models import OutboxSweep  # noqa: E402, F401
-from handover.stalls.models import DetectionRun, StallFlag  # noqa: E402, F401
-from handover.tokens.models import ApiToken  # noqa: E402, F401
-from handover.webhooks.models import Event, WebhookDelivery, WebhookSubscription  # noqa: E402, F401
