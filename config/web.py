@@ -19,7 +19,8 @@ from typing import Any
 from django import forms
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.views.generic import FormView
 
 from .errors import Conflict, DomainError, IllegalTransition, NotPermitted
 
@@ -71,13 +72,31 @@ def error_status(*forms_shown) -> int:
     return INVALID
 
 
+def person_label(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+class PersonChoiceField(forms.ModelChoiceField):
+    """A choice of person, shown by full name (the username when there is none)."""
+
+    def label_from_instance(self, obj) -> str:
+        return person_label(obj)
+
+
+class PeopleChoiceField(forms.ModelMultipleChoiceField):
+    """A choice of people, shown by full name (the username when there is none)."""
+
+    def label_from_instance(self, obj) -> str:
+        return person_label(obj)
+
+
 # --------------------------------------------------------------------------------------------- signing in
 
 
-class InvalidFormIs400:
+class InvalidFormIs400(FormView):
     """Django's auth views answer a form with errors with 200; the product answers every refused form with 400."""
 
-    def form_invalid(self, form):
+    def form_invalid(self, form) -> HttpResponse:
         response = super().form_invalid(form)
         response.status_code = INVALID
         return response

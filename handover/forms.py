@@ -4,16 +4,18 @@ Fields the services require (a reason, a justification, evidence...) are optiona
 the service refuses and its message is shown next to the field, worded the same as in the API.
 """
 
+from typing import Any, cast
+
 from django import forms
 
-from config.web import ServiceForm
+from config.web import PersonChoiceField, ServiceForm
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
 def _text(label: str, *, rows: int = 2, help_text: str = "", placeholder: str = "") -> forms.CharField:
-    attrs = {"rows": rows}
+    attrs: dict[str, Any] = {"rows": rows}
     if placeholder:
         attrs["placeholder"] = placeholder
     return forms.CharField(label=label, required=False, help_text=help_text, widget=forms.Textarea(attrs=attrs))
@@ -94,7 +96,7 @@ class ConditionForm(forms.Form):
         super().__init__(*args, **kwargs)
         # The people are read once for the whole formset, not once per row.
         self.owners = {user.pk: user for user in owners}
-        self.fields["owner"].choices = [("", "Choose…")] + [
+        cast(forms.ChoiceField, self.fields["owner"]).choices = [("", "Choose…")] + [
             (user.pk, user.get_full_name() or user.get_username()) for user in owners
         ]
 
@@ -120,7 +122,7 @@ class ReturnForm(ServiceForm):
 
     def __init__(self, *args, items=(), **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["items"].choices = [(item.pk, item.title) for item in items]
+        cast(forms.ChoiceField, self.fields["items"]).choices = [(item.pk, item.title) for item in items]
 
 
 class HypercareForm(ServiceForm):
@@ -156,15 +158,16 @@ class ConditionMetForm(ServiceForm):
 
 
 class PlanHandoverForm(ServiceForm):
-    template = forms.ModelChoiceField(queryset=None, required=False, label="Checklist template")
-    operations_owner = forms.ModelChoiceField(queryset=None, required=False, label="Operations owner")
+    # The choices are the constructor's.
+    template: forms.ModelChoiceField = forms.ModelChoiceField(queryset=None, required=False, label="Checklist template")
+    operations_owner = PersonChoiceField(queryset=None, required=False, label="Operations owner")
     target_date = forms.DateField(required=False, label="Target date", widget=DATE)
-    service = forms.ModelChoiceField(queryset=None, required=False, label="Receiving service (optional)")
+    service: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=None, required=False, label="Receiving service (optional)"
+    )
     deliverables = _text("Deliverables", rows=3, placeholder="What the project hands over")
 
     def __init__(self, *args, templates, owners, services, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["template"].queryset = templates
-        self.fields["operations_owner"].queryset = owners
-        self.fields["operations_owner"].label_from_instance = lambda u: u.get_full_name() or u.get_username()
-        self.fields["service"].queryset = services
+        for name, queryset in (("template", templates), ("operations_owner", owners), ("service", services)):
+            cast(forms.ModelChoiceField, self.fields[name]).queryset = queryset

@@ -1,9 +1,11 @@
 """Forms of the project pages. They parse input; ``projects.services`` decides what is acceptable."""
 
+from typing import cast
+
 from django import forms
 from django.contrib.auth import get_user_model
 
-from config.web import ServiceForm
+from config.web import PeopleChoiceField, PersonChoiceField, ServiceForm
 from operations.models import OperationsTeam
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -15,10 +17,6 @@ class MoveForm(ServiceForm):
     reason = forms.CharField(label="Reason", required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-def _person(user) -> str:
-    return user.get_full_name() or user.get_username()
-
-
 class ProjectForm(ServiceForm):
     """The project's details; the stage moves only through the stage buttons."""
 
@@ -26,9 +24,12 @@ class ProjectForm(ServiceForm):
     name = forms.CharField(label="Name", required=False)
     description = forms.CharField(label="Description", required=False, widget=forms.Textarea(attrs={"rows": 3}))
     sponsor = forms.CharField(label="Sponsor", required=False, help_text="The accountable executive.")
-    manager = forms.ModelChoiceField(queryset=None, label="Project manager", required=False)
-    receiving_team = forms.ModelChoiceField(queryset=None, label="Receiving operations team", required=False)
-    members = forms.ModelMultipleChoiceField(
+    # The choices are the constructor's.
+    manager = PersonChoiceField(queryset=None, label="Project manager", required=False)
+    receiving_team: forms.ModelChoiceField = forms.ModelChoiceField(
+        queryset=None, label="Receiving operations team", required=False
+    )
+    members = PeopleChoiceField(
         queryset=None, label="Members", required=False, widget=forms.SelectMultiple(attrs={"size": 6})
     )
     planned_start = forms.DateField(label="Planned start", required=False, widget=DATE)
@@ -42,11 +43,9 @@ class ProjectForm(ServiceForm):
     def __init__(self, *args, may_choose_manager: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         people = get_user_model().objects.filter(is_active=True).order_by("first_name", "last_name", "username")
-        self.fields["manager"].queryset = people
-        self.fields["manager"].label_from_instance = _person
-        self.fields["members"].queryset = people
-        self.fields["members"].label_from_instance = _person
-        self.fields["receiving_team"].queryset = OperationsTeam.objects.order_by("name")
+        for name in ("manager", "members"):
+            cast(forms.ModelChoiceField, self.fields[name]).queryset = people
+        cast(forms.ModelChoiceField, self.fields["receiving_team"]).queryset = OperationsTeam.objects.order_by("name")
         if not may_choose_manager:
             # Only an administrator names another manager (project_create / project_update say so too).
             del self.fields["manager"]
