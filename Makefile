@@ -57,6 +57,7 @@ lint: setup-dev
 	@mkdir -p var
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy config projects operations handover
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 
