@@ -28,15 +28,15 @@ def sweep(*, now: datetime | None = None) -> dict[str, int]:
     """
     now = now or timezone.now()
     freed = 0
-    for model in (Notification, WebhookDelivery):
-        for row in model.objects.filter(status=DeliveryStatus.SENDING, claimed_at__lt=now - STUCK_AFTER):
+    models: tuple[type[Notification] | type[WebhookDelivery], ...] = (Notification, WebhookDelivery)
+    for model in models:
+        stuck = model._default_manager.filter(status=DeliveryStatus.SENDING, claimed_at__lt=now - STUCK_AFTER)
+        for row in stuck:
+            claimed = row.claimed_at.isoformat() if row.claimed_at else "?"
             logger.warning(
-                "%s %s was stuck in sending since %s: counted as a failed attempt",
-                model.__name__,
-                row.pk,
-                row.claimed_at.isoformat(),
+                "%s %s was stuck in sending since %s: counted as a failed attempt", model.__name__, row.pk, claimed
             )
-            fail(model, row, now, f"The worker was lost mid-send (claimed at {row.claimed_at.isoformat()}).")
+            fail(model, row, now, f"The worker was lost mid-send (claimed at {claimed}).")
             freed += 1
     due = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) & (
         Q(enqueued_at__isnull=True)

@@ -121,7 +121,8 @@ def _review_overdue(t: Thresholds, now: datetime, today: date) -> Found:
     rows = Handover.objects.filter(
         t.older_than(StallRule.REVIEW_OVERDUE, "submitted_at", now), status=HandoverStatus.SUBMITTED
     ).values_list("pk", "submitted_at")
-    return {pk: {"submitted_at": at.isoformat()} for pk, at in rows}
+    # Filtered on submitted_at above, so it is set.
+    return {pk: {"submitted_at": at.isoformat()} for pk, at in rows if at is not None}
 
 
 def _verification_waiting(t: Thresholds, now: datetime, today: date) -> Found:
@@ -409,7 +410,7 @@ class _Audience:
         """The operations owner while on the receiving team; once they have left it, the team's lead."""
         if (handover.receiving_team_id, handover.operations_owner_id) in self.on_team:
             return {handover.operations_owner_id}
-        return {handover.receiving_team.lead_id} - {None}
+        return _lead_of(handover)
 
     def may_see(self, handover: Handover, user_id: int, *, is_staff: bool) -> bool:
         """As ``Project.objects.visible_to``: a confidential project is told only to those who take part in it."""
@@ -423,10 +424,16 @@ class _Audience:
         )
 
 
+def _lead_of(handover: Handover) -> set[int]:
+    """The receiving team's lead, when it has one: nobody to escalate to otherwise."""
+    lead_id = handover.receiving_team.lead_id
+    return {lead_id} if lead_id is not None else set()
+
+
 def _recipients(flag: StallFlag, kind: NotificationKind, audience: _Audience) -> set[int]:
     handover = flag.handover
     if kind == NotificationKind.ESCALATED:
-        return {handover.receiving_team.lead_id} - {None}
+        return _lead_of(handover)
     if kind == NotificationKind.REMINDER:
         return audience.owner(handover)
     people: set[int] = set()

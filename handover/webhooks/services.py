@@ -11,7 +11,9 @@ import logging
 import secrets
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -75,7 +77,10 @@ def emit(
 
 
 def emit_many(
-    event_type: EventType | str, items: list[tuple[dict, int | None, str | None]], *, now=None
+    event_type: EventType | str,
+    items: Sequence[tuple[dict[str, Any], int | None, str | None]],
+    *,
+    now: datetime | None = None,
 ) -> list[Event]:
     """``emit`` for many events of one type in a fixed number of queries; ``items`` are (data, handover id, key)."""
     subscriptions = [s for s in WebhookSubscription.objects.filter(is_active=True) if s.wants(str(event_type))]
