@@ -87,7 +87,7 @@ class Handover(models.Model):
     hypercare_exit_criteria = models.TextField(blank=True)
     completed_at = models.DateTimeField(null=True, blank=True, editable=False)
     cancel_reason = models.TextField(blank=True, editable=False)
-    # Any recorded change or comment moves this; the stall rules range-scan it (DOMAIN.md "Activity").
+    # Any recorded change or comment moves this; the stall rules range-scan it (docs/domain.md "Stalled handovers").
     last_activity_at = models.DateTimeField(editable=False)
     version = models.PositiveIntegerField(default=1, editable=False)
     created_by = models.ForeignKey(

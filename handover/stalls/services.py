@@ -44,8 +44,8 @@ from projects.models import Project
 
 MAX_SNOOZE = timedelta(days=90)
 
-# Who hears about each rule (DOMAIN.md): the operations owner always; some rules also the manager or the
-# condition owners. Escalations go to the receiving team's lead.
+# Who hears about each rule (docs/domain.md "Stalled handovers"): the operations owner always; some rules also the
+# manager or the condition owners. Escalations go to the receiving team's lead.
 RULE_RECIPIENTS: dict[str, tuple[str, ...]] = {
     StallRule.IDLE: ("owner", "manager"),
     StallRule.REVIEW_OVERDUE: ("owner",),
