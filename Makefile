@@ -50,8 +50,12 @@ run: migrate
 	@echo "Handover on http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/, health: /healthz)"
 	HANDOVER_PORT=$(PORT) DEBUG=$(DEBUG) $(VENV)/bin/honcho start --procfile Procfile
 
+# Four processes (pytest-xdist; on two cores too: much of a test's time is spent waiting on the database), each with
+# its own test database. Tests that share a browser or a Celery worker run in one of them (tests/conftest.py).
+# `make test PYTEST_XDIST=` runs the suite in one process; PYTEST_ARGS adds options (CI: --durations=25).
+PYTEST_XDIST ?= -n 4 --dist loadgroup
 test: setup-dev
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 lint: setup-dev
 	@mkdir -p var

@@ -20,6 +20,33 @@ from projects.choices import Stage
 from .factories import AdminFactory, ProjectFactory, TeamFactory, TemplateFactory, UserFactory
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# `make test` runs the suite in several processes (pytest-xdist); each has its own test database (pytest-django
+# suffixes its name with the worker's id, ``gw0``...). Empty when pytest runs in one process.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def pytest_configure(config):
+    if XDIST_WORKER:
+        # What the processes would share outside their databases is the Redis broker: each publishes to a queue of
+        # its own, so that a real worker started by one of them never takes another's tasks (for rows of another
+        # database), and purging one's queue leaves the others' alone.
+        from config.celery import app
+
+        app.conf.task_default_queue = f"handover-tests-{XDIST_WORKER}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the items
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist's ``--dist loadgroup``, tests that share one thing run one after another in one process:
+    the browser tests share a Chromium (package-scoped), and the tests of Redis share a real Celery worker
+    (module-scoped) and the Redis server."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif item.get_closest_marker("redis"):
+            item.add_marker(pytest.mark.xdist_group("redis"))
 
 
 @contextmanager
