@@ -13,7 +13,7 @@ export DJANGO_SETTINGS_MODULE ?= config.settings.local
 help:
 	@echo "make run    set up and run Handover on http://127.0.0.1:$(PORT) (SQLite, no server needed)"
 	@echo "make test   set up and run the test suite (DATABASE_URL / REDIS_URL select PostgreSQL / Redis)"
-	@echo "make lint   ruff, Django's checks and the migrations check"
+	@echo "make lint   ruff, mypy, Django's checks, the migrations check and the import contracts"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is needed, found {sys.version.split()[0]}"'
@@ -64,6 +64,7 @@ lint: setup-dev
 	$(VENV)/bin/mypy config projects operations handover
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/lint-imports
 
 format: setup-dev
 	$(VENV)/bin/ruff format .
