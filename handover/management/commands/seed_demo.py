@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from typing import overload
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -91,7 +92,7 @@ class TeamSpec:
     doer: str  # the member who works operations-side items
     members: tuple[str, ...]
     services: tuple[str, ...]
-    thresholds: dict = field(default_factory=dict)
+    thresholds: dict[str, int] = field(default_factory=dict)
 
 
 TEAMS = [
@@ -242,6 +243,10 @@ class StoryClock:
         self._ends.append(end)
         self._story.append(story)
 
+    @overload
+    def story_time(self, real: datetime) -> datetime: ...
+    @overload
+    def story_time(self, real: None) -> None: ...
     def story_time(self, real: datetime | None) -> datetime | None:
         if real is None:
             return None
@@ -268,11 +273,11 @@ class StoryClock:
                     )
             if rows:
                 quote = connection.ops.quote_name
-                assignments = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+                assignments = ", ".join(f"{quote(column_of(f))} = %s" for f in fields)
                 with connection.cursor() as cursor:
                     cursor.executemany(
                         f"UPDATE {quote(model._meta.db_table)} SET {assignments} "
-                        f"WHERE {quote(model._meta.pk.column)} = %s",
+                        f"WHERE {quote(column_of(model._meta.pk))} = %s",
                         rows,
                     )
         # The checklist frozen into each decision carries the same timestamps, as text.
@@ -287,6 +292,20 @@ class StoryClock:
 
     def _story_iso(self, value: str | None) -> str | None:
         return None if value is None else self.story_time(datetime.fromisoformat(value)).isoformat()
+
+
+def column_of(model_field: models.Field) -> str:
+    """The column of a concrete field (the stubs allow ``None``, which only non-concrete fields have)."""
+    if model_field.column is None:
+        raise CommandError(f"{model_field} has no column.")
+    return model_field.column
+
+
+def template_key(item: ChecklistItem) -> str:
+    """The key of the template item a demo checklist item was copied from; every demo item has one."""
+    if item.template_item is None:
+        raise CommandError(f"Checklist item {item.pk} has no template item.")
+    return item.template_item.key
 
 
 @dataclass
@@ -390,22 +409,22 @@ class Demo:
             for offset, name in enumerate(spec.services):
                 with self.clock.at(days - 0.5 - offset * 0.1):
                     self.services[name] = ops.service_create(team=team, by=self.u(spec.lead), name=name)
-        for index, spec in enumerate(KPIS):
-            service = self.services[spec.service]
+        for index, kpi_spec in enumerate(KPIS):
+            service = self.services[kpi_spec.service]
             lead = self.u(self.team_specs[service.team.name].lead)
             with self.clock.at(250 - index * 0.2):
                 kpi = ops.kpi_create(
                     service=service,
                     by=lead,
-                    name=spec.name,
-                    unit=spec.unit,
-                    direction=spec.direction,
-                    baseline=spec.baseline,
-                    target=spec.target,
-                    review_date=self.clock.date_ago(-spec.review_in_days),
-                    is_adoption=spec.adoption,
+                    name=kpi_spec.name,
+                    unit=kpi_spec.unit,
+                    direction=kpi_spec.direction,
+                    baseline=kpi_spec.baseline,
+                    target=kpi_spec.target,
+                    review_date=self.clock.date_ago(-kpi_spec.review_in_days),
+                    is_adoption=kpi_spec.adoption,
                 )
-            self.readings(kpi, spec, by=self.u(self.team_specs[service.team.name].doer))
+            self.readings(kpi, kpi_spec, by=self.u(self.team_specs[service.team.name].doer))
 
     def readings(self, kpi: Kpi, spec: KpiSpec, *, by) -> None:
         """Weekly readings trending from ``first`` to ``last``, with a little noise."""
@@ -443,6 +462,8 @@ class Demo:
     def plan(
         self, project: Project, days: float, *, kind: str, service: str, target_in: int, deliverables: str
     ) -> Plan:
+        if project.receiving_team is None:
+            raise CommandError(f"Demo project {project.code} has no receiving team.")
         spec = self.team_specs[project.receiving_team.name]
         with self.clock.at(days):
             handover = hs.handover_create(
@@ -454,7 +475,7 @@ class Demo:
                 service=self.services[service],
                 deliverables=deliverables,
             )
-        items = {item.template_item.key: item for item in handover.items.select_related("template_item")}
+        items = {template_key(item): item for item in handover.items.select_related("template_item")}
         return Plan(
             handover=handover,
             manager=project.manager,
@@ -483,15 +504,15 @@ class Demo:
 
     def complete(self, plan: Plan, items: Sequence[ChecklistItem], start: float, end: float) -> None:
         for item, days in zip(items, self.spread(len(items), start, end), strict=True):
-            key = item.template_item.key
+            evidence_url = evidence_text = ""
             if item.side == Side.OPERATIONS:
                 by = plan.doer
-                evidence = {"evidence_text": self.rng.choice(EVIDENCE_NOTES)}
+                evidence_text = self.rng.choice(EVIDENCE_NOTES)
             else:
                 by = item.assignee or plan.manager
-                evidence = {"evidence_url": f"https://wiki.example.com/{plan.code.lower()}/{key}"}
+                evidence_url = f"https://wiki.example.com/{plan.code.lower()}/{template_key(item)}"
             with self.clock.at(days):
-                hs.item_complete(item=item, by=by, **evidence)
+                hs.item_complete(item=item, by=by, evidence_url=evidence_url, evidence_text=evidence_text)
             item.status = ItemStatus.DONE
 
     def verify(self, plan: Plan, items: Sequence[ChecklistItem], start: float, end: float) -> None:
@@ -846,7 +867,7 @@ class Demo:
         self.not_applicable(
             plan, 45, "vendor-and-licence-contracts", "Built in-house on the existing mobile platform; no vendor."
         )
-        todo = [item for item in self.open_items(plan) if item.template_item.key != "load-tested"]
+        todo = [item for item in self.open_items(plan) if template_key(item) != "load-tested"]
         first_half = todo[: len(todo) // 2]
         if plan.items["security-review"] not in first_half:  # operations sends this one back below
             first_half.append(plan.items["security-review"])
