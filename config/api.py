@@ -10,6 +10,7 @@ fields (or query parameters, or the ``If-Match`` header) at fault, empty when th
 """
 
 import re
+from typing import TYPE_CHECKING, Any
 
 import django_filters
 from django import forms
@@ -161,7 +162,13 @@ class ErrorBodySerializer(serializers.Serializer):
     status = serializers.IntegerField()
     code = serializers.CharField(help_text="The rule that refused, or the kind of error.")
     message = serializers.CharField()
-    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+
+    def get_fields(self):
+        # Declared here rather than as an attribute, which would shadow ``Serializer.fields``.
+        return {
+            **super().get_fields(),
+            "fields": serializers.DictField(child=serializers.ListField(child=serializers.CharField())),
+        }
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -245,7 +252,17 @@ def read_schema(response, *, etag: bool = False, **kwargs):
     )
 
 
-class ApiViewMixin:
+if TYPE_CHECKING:
+    from rest_framework.generics import GenericAPIView
+
+    # What the mixin is combined with (a viewset, or ``APIView`` for ``MeView``), so that its ``super()`` calls
+    # type-check.
+    _ViewBase = GenericAPIView[Any]
+else:
+    _ViewBase = object
+
+
+class ApiViewMixin(_ViewBase):
     """What every view of the API adds to DRF's.
 
     * ``If-Match`` on a write that does not compare versions is refused rather than silently ignored: only

@@ -1,5 +1,7 @@
 """Serializer building blocks shared by the apps' APIs."""
 
+from typing import TYPE_CHECKING, Any, ClassVar
+
 from django.contrib.auth import get_user_model
 from django.core.validators import MaxLengthValidator
 from drf_spectacular.types import OpenApiTypes
@@ -33,6 +35,8 @@ class ActiveUsersField(serializers.ManyRelatedField):
 
     DRF's ``many=True`` looks each id up on its own and takes any number of them.
     """
+
+    child_relation: "ActiveUserField"  # only built by ``ActiveUserField.many_init``
 
     def __init__(self, *, max_length: int = MAX_USERS, **kwargs):
         self.max_length = max_length
@@ -85,19 +89,21 @@ class ActiveUserField(IdField):
 
     @classmethod
     def many_init(cls, *args, max_length: int = MAX_USERS, **kwargs):
-        list_kwargs = {"child_relation": cls(*args, **kwargs), "max_length": max_length}
-        for key in kwargs:
-            if key in MANY_RELATION_KWARGS:
-                list_kwargs[key] = kwargs[key]
-        return ActiveUsersField(**list_kwargs)
+        many_kwargs = {key: value for key, value in kwargs.items() if key in MANY_RELATION_KWARGS}
+        return ActiveUsersField(child_relation=cls(*args, **kwargs), max_length=max_length, **many_kwargs)
 
 
 class BoundedListSerializer(serializers.ListSerializer):
     """``many=True`` with a ``max_length``, which DRF checks before validating any entry; as a validator too, so
     that the bound reaches the schema (``maxItems``)."""
 
+    max_length: int | None  # set by ``ListSerializer.__init__``; the stubs do not declare it
+
     def get_validators(self):
-        return [*super().get_validators(), MaxLengthValidator(self.max_length)]
+        validators = super().get_validators()
+        if self.max_length is None:
+            return validators
+        return [*validators, MaxLengthValidator(self.max_length)]
 
 
 def many_at_most(serializer_class, limit: int, **kwargs) -> BoundedListSerializer:
@@ -129,7 +135,14 @@ class VersionField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
-class StrictSerializerMixin:
+if TYPE_CHECKING:
+    # What the mixin is always combined with, so that its ``super()`` calls and ``self.fields`` type-check.
+    _SerializerBase = serializers.Serializer[Any]
+else:
+    _SerializerBase = object
+
+
+class StrictSerializerMixin(_SerializerBase):
     """Refuse fields the client may not send (unknown or read-only) instead of silently ignoring them.
 
     ``version`` is no exception: a write that compares versions declares a ``VersionField``; elsewhere a version
@@ -138,7 +151,7 @@ class StrictSerializerMixin:
     A model serializer's relations take ids as ``IdField`` does: integers, not ``5.9`` read as 5.
     """
 
-    serializer_related_field = IdField
+    serializer_related_field: ClassVar[type[serializers.RelatedField]] = IdField
 
     def to_internal_value(self, data):
         if isinstance(data, dict):

@@ -4,8 +4,6 @@ Kept apart from ``config.api`` because DRF imports these classes (``DEFAULT_PARS
 ``DEFAULT_RENDERER_CLASSES``) while it is itself being imported.
 """
 
-import copy
-
 from rest_framework import exceptions, parsers, renderers
 
 MAX_JSON_DEPTH = 32
@@ -64,6 +62,10 @@ class JSONRenderer(renderers.JSONRenderer):
         try:
             return super().render(data, accepted_media_type, renderer_context)
         except UnicodeEncodeError:
-            ascii_only = copy.copy(self)
-            ascii_only.ensure_ascii = True
-            return renderers.JSONRenderer.render(ascii_only, data, accepted_media_type, renderer_context)
+            return _AsciiJSONRenderer().render(data, accepted_media_type, renderer_context)
+
+
+class _AsciiJSONRenderer(renderers.JSONRenderer):
+    """DRF's JSON renderer writing every non-ASCII character as a ``\\u`` escape."""
+
+    ensure_ascii = True

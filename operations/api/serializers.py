@@ -1,8 +1,13 @@
+from typing import TYPE_CHECKING, Any
+
 from rest_framework import serializers
 
 from config.api_fields import ActiveUserField, StrictSerializerMixin, UserSummarySerializer
 
 from ..models import Kpi, KpiReading, OperationsTeam, Service
+
+if TYPE_CHECKING:
+    from rest_framework.validators import Validator
 
 THRESHOLD_FIELDS = [
     "idle_days",
@@ -44,7 +49,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         fields = ["id", "team", "name", "description", "is_active", "created_at"]
         read_only_fields = ["id", "created_at"]
         extra_kwargs = {"team": {"queryset": OperationsTeam.objects.all()}}
-        validators = []  # the service reports a duplicate name, naming the field
+        validators: "list[Validator[Any]]" = []  # the service reports a duplicate name, naming the field
 
 
 class ServiceUpdateSerializer(StrictSerializerMixin, serializers.ModelSerializer):
@@ -59,7 +64,7 @@ class ServiceCreateSerializer(StrictSerializerMixin, serializers.ModelSerializer
         model = Service
         fields = ["team", "name", "description"]
         extra_kwargs = {"description": {"max_length": 10_000}}
-        validators = []
+        validators: "list[Validator[Any]]" = []
 
 
 class KpiSerializer(serializers.ModelSerializer):
@@ -81,7 +86,7 @@ class KpiSerializer(serializers.ModelSerializer):
             "created_at",
         ]
         read_only_fields = ["id", "service", "latest_value", "created_at"]
-        validators = []
+        validators: "list[Validator[Any]]" = []
 
 
 class KpiWriteSerializer(StrictSerializerMixin, KpiSerializer):
