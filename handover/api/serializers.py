@@ -1,3 +1,6 @@
+from typing import Any, cast
+
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.api_fields import (
@@ -308,7 +311,8 @@ class HandoverSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     @staticmethod
-    def get_readiness(handover) -> ReadinessSerializer:
+    @extend_schema_field(ReadinessSerializer)
+    def get_readiness(handover) -> dict[str, Any]:
         # Computed from the prefetched items: no query per handover in a list.
         return readiness_from_items(handover.items.all()).as_dict()
 
@@ -326,7 +330,8 @@ class HandoverCreateSerializer(StrictSerializerMixin, serializers.Serializer):
         super().__init__(*args, **kwargs)
         # Projects the caller cannot see do not exist for them: "Invalid pk", not a hint that it is confidential.
         if user is not None:
-            self.fields["project"].queryset = Project.objects.visible_to(user)
+            # The stubs type ``queryset`` with ``Manager``, a descriptor: mypy checks an assignment as a ``__get__``.
+            cast(IdField, self.fields["project"]).queryset = Project.objects.visible_to(user)  # type: ignore[arg-type]
 
 
 class HandoverUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
@@ -426,11 +431,15 @@ class TokenCreatedSerializer(TokenSerializer):
 
 class TokenCreateSerializer(StrictSerializerMixin, serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    read_only = serializers.BooleanField(default=False)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     user = ActiveUserField(
         required=False, allow_null=True, default=None, help_text="Administrators only: create it for this user."
     )
+
+    def get_fields(self):
+        # ``read_only`` declared as a class attribute would shadow ``Field.read_only``; it goes second, after ``name``.
+        fields = super().get_fields()
+        return {"name": fields.pop("name"), "read_only": serializers.BooleanField(default=False), **fields}
 
 
 class MeSerializer(serializers.Serializer):
@@ -477,7 +486,8 @@ class StallFlagSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     @staticmethod
-    def get_project(flag) -> ProjectRefSerializer:
+    @extend_schema_field(ProjectRefSerializer)
+    def get_project(flag) -> dict[str, Any]:
         return ProjectRefSerializer(flag.handover.project).data
 
 

@@ -664,13 +664,17 @@ class TokenViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no user
             return ApiToken.objects.none()
+        user = self.request.user
+        if not user.is_authenticated:  # refused before a list or a lookup; nothing to show
+            return ApiToken.objects.none()
         tokens = ApiToken.objects.select_related("user")
-        return tokens if self.request.user.is_staff else tokens.filter(user=self.request.user)
+        return tokens if user.is_staff else tokens.filter(user=user)
 
     def create(self, request, *args, **kwargs):
         token, raw = tokens.token_create(by=request.user, **_validated(TokenCreateSerializer, request))
-        token.token = raw
-        return Response(TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+        data = TokenCreatedSerializer(token).data
+        data["token"] = raw  # the secret exists only in this answer; the row keeps its hash
+        return Response(data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, *args, **kwargs):
         tokens.token_revoke(token=self.get_object(), by=request.user)

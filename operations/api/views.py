@@ -1,3 +1,4 @@
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import OuterRef, Prefetch, Subquery
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -22,7 +23,7 @@ from .serializers import (
     TeamWriteSerializer,
 )
 
-User = OperationsTeam._meta.get_field("lead").related_model
+User = get_user_model()
 
 
 @extend_schema_view(

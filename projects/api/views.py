@@ -1,4 +1,5 @@
 import django_filters
+from django.contrib.auth import get_user_model
 from django.db.models import Prefetch
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
@@ -33,7 +34,7 @@ from .serializers import (
     TransitionSerializer,
 )
 
-User = Project._meta.get_field("manager").related_model
+User = get_user_model()
 
 
 @extend_schema_field(OpenApiTypes.BOOL)
