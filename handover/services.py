@@ -10,6 +10,7 @@ finds the state already moved and is refused.
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -58,6 +59,9 @@ from .selectors import (
     is_participant,
 )
 from .webhooks import services as webhooks
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 # ------------------------------------------------------------------------------------------------- helpers
 
@@ -458,7 +462,7 @@ class ConditionInput:
     """One condition of a conditional acceptance, as given by the operations owner."""
 
     text: str
-    owner: object
+    owner: "User"
     due_date: date
 
 
@@ -520,29 +524,30 @@ MAX_ITEMS_PER_CALL = 500
 
 
 def _clean_condition(handover: Handover, condition: ConditionInput | dict, index: int) -> ConditionInput:
+    # A dict comes from a request as given: any of its values may be missing or of the wrong type.
     if isinstance(condition, dict):
-        condition = ConditionInput(
-            text=condition.get("text", ""), owner=condition.get("owner"), due_date=condition.get("due_date")
-        )
+        raw_text, owner, due_date = condition.get("text", ""), condition.get("owner"), condition.get("due_date")
+    else:
+        raw_text, owner, due_date = condition.text, condition.owner, condition.due_date
     field = f"conditions[{index}]"
-    text = _text(condition.text, field=f"{field}.text", what="A condition's text", rule="condition_text_required")
-    if condition.owner is None or not getattr(condition.owner, "is_active", False):
+    text = _text(raw_text, field=f"{field}.text", what="A condition's text", rule="condition_text_required")
+    if owner is None or not getattr(owner, "is_active", False):
         raise InvalidInput(
             "A condition needs an active owner.", rule="condition_owner_required", field=f"{field}.owner"
         )
-    if not is_participant(handover, condition.owner):
+    if not is_participant(handover, owner):
         raise InvalidInput(
             "A condition's owner must take part in the handover (the receiving team, the manager or a member).",
             rule="condition_owner_not_participant",
             field=f"{field}.owner",
         )
-    if not isinstance(condition.due_date, date):
+    if not isinstance(due_date, date):
         raise InvalidInput("A condition needs a due date.", rule="condition_due_required", field=f"{field}.due_date")
-    if condition.due_date < timezone.localdate():
+    if due_date < timezone.localdate():
         raise InvalidInput(
             "A condition's due date cannot be in the past.", rule="condition_due_past", field=f"{field}.due_date"
         )
-    return ConditionInput(text=text, owner=condition.owner, due_date=condition.due_date)
+    return ConditionInput(text=text, owner=owner, due_date=due_date)
 
 
 @transaction.atomic
@@ -551,7 +556,7 @@ def handover_return(
     handover: Handover,
     by,
     reason: str,
-    items: Sequence[ChecklistItem] = (),
+    items: Sequence[ChecklistItem | int] = (),
     expected_version: int | None = None,
 ) -> Handover:
     """The operations owner returns the handover with a reason, usually sending items back to the project."""
@@ -559,7 +564,7 @@ def handover_return(
     _check_version(handover, expected_version)
     _require_decision_possible(handover, by)
     reason = _text(reason, field="reason", what="A reason for returning the handover", rule="reason_required")
-    item_ids = {getattr(i, "pk", i) for i in items}
+    item_ids = {i.pk if isinstance(i, ChecklistItem) else i for i in items}
     if len(item_ids) > MAX_ITEMS_PER_CALL:
         raise InvalidInput(
             f"A return sends back at most {MAX_ITEMS_PER_CALL} items.", rule="too_many_items", field="items"
