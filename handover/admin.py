@@ -5,7 +5,9 @@ which calls the service that owns the move and reports, object by object, what i
 """
 
 import json
+from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -56,8 +58,10 @@ from .stalls import services as stalls
 from .tokens import services as tokens
 from .webhooks import services as webhooks
 
-ONE_LINE = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 50})}}
-HTTPS = {models.URLField: {"assume_scheme": "https"}}  # a link typed without a scheme is https
+# Typed as ``formfield_overrides`` is: a dict of one field class would not be accepted where any field class is.
+FormfieldOverrides = Mapping[type[models.Field], Mapping[str, Any]]
+ONE_LINE: FormfieldOverrides = {models.TextField: {"widget": forms.Textarea(attrs={"rows": 2, "cols": 50})}}
+HTTPS: FormfieldOverrides = {models.URLField: {"assume_scheme": "https"}}  # a link typed without a scheme is https
 
 
 def _item_label(item: ChecklistItem) -> str:
@@ -513,7 +517,8 @@ class EvidenceForm(forms.Form):
     text = forms.CharField(label="Evidence note", required=False, widget=forms.Textarea(attrs={"rows": 3}))
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if not (data.get("url") or data.get("text", "").strip()):
             raise forms.ValidationError("Completing an item needs evidence: a link or a note.")
         return data

@@ -6,6 +6,7 @@ app the others depend on (``projects`` and ``handover`` import it, never the rev
 """
 
 from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -135,14 +136,18 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+_Obj = TypeVar("_Obj")  # a selected object
+_Result = TypeVar("_Result")  # what the service returned for it
+
+
 def report_each(
     modeladmin,
     request,
-    objects: Iterable,
-    call: Callable,
-    done: Callable[[object], str] | str,
+    objects: Iterable[_Obj],
+    call: Callable[[_Obj], _Result | None],
+    done: Callable[[_Obj | _Result], str] | str,
     *,
-    label: Callable[[object], str] = str,
+    label: Callable[[_Obj], str] = str,
 ) -> None:
     """Run a service for each selected object, each in its own transaction, and say what happened to each.
 
@@ -190,13 +195,13 @@ _REASON_PAGE = engines["django"].from_string(
 def with_reason(
     modeladmin,
     request,
-    queryset,
+    queryset: Iterable[_Obj],
     *,
     action: str,
     title: str,
     intro: str,
-    perform: Callable[[object, str], object],
-    done: Callable[[object], str] | str,
+    perform: Callable[[_Obj, str], object],
+    done: Callable[[Any], str] | str,
     label: str = "Reason",
 ):
     """An admin action that needs a reason: first a page asking for it, then ``perform(obj, reason)`` per object."""
@@ -216,14 +221,14 @@ def with_reason(
 def with_form(
     modeladmin,
     request,
-    queryset,
+    queryset: Iterable[_Obj],
     *,
     form: forms.Form,
     action: str,
     title: str,
     intro: str,
-    perform: Callable[[object, dict], object],
-    done: Callable[[object], str] | str,
+    perform: Callable[[_Obj, dict[str, Any]], object],
+    done: Callable[[Any], str] | str,
 ):
     """An admin action that needs input: a page with ``form`` (bound once confirmed), then ``perform(obj, data)``
     for each selected object, through ``report_each``. An invalid form is shown again with its errors."""
