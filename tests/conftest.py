@@ -6,11 +6,13 @@ the reason; with ``CI=true`` they fail instead, so that CI cannot pass by skippi
 
 import datetime as dt
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 from django.db import connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from handover import services as handover_services
@@ -35,18 +37,44 @@ def pytest_configure(config):
         app.conf.task_default_queue = f"handover-tests-{XDIST_WORKER}"
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups off the items
+@pytest.hookimpl(wrapper=True)  # around pytest-xdist's own, which reads the groups off the items
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist's ``--dist loadgroup``, tests that share one thing run one after another in one process:
-    the browser tests share a Chromium (package-scoped), and the tests of Redis share a real Celery worker
-    (module-scoped) and the Redis server."""
+    the browser tests share a Chromium (package-scoped), the tests of Redis share a real Celery worker
+    (module-scoped) and the Redis server, and the tests of a class that builds its data once (a class-scoped
+    fixture, such as the seeded demo) share that data, which would otherwise be built again in each process."""
     if not config.pluginmanager.hasplugin("xdist"):
-        return
+        return (yield)
+    _group_for_xdist(items)
+    result = yield
+    if getattr(config.option, "loadgroup", False):  # set in the processes of `-n N --dist loadgroup` only
+        # pytest-xdist 3.8 sends a group to one process by the "@group" suffix it gives the node ids, as ``_nodeid``;
+        # pytest 9 keeps a node's id in ``_id`` and ignores that, so every group would be scattered: set it there.
+        for item in items:
+            names = {
+                str(mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+                for mark in item.iter_markers("xdist_group")
+            }
+            if names and "@" not in item.nodeid:
+                item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(sorted(names))}")
+    return result
+
+
+def _group_for_xdist(items) -> None:
     for item in items:
         if item.get_closest_marker("browser"):
             item.add_marker(pytest.mark.xdist_group("browser"))
         elif item.get_closest_marker("redis"):
             item.add_marker(pytest.mark.xdist_group("redis"))
+        elif item.cls is not None and _uses_class_scoped_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(f"{item.path.stem}.{item.cls.__name__}"))
+
+
+def _uses_class_scoped_fixture(item) -> bool:
+    fixtures = getattr(item, "_fixtureinfo", None)
+    if fixtures is None:
+        return False
+    return any(defs[-1].scope == "class" for defs in fixtures.name2fixturedefs.values() if defs)
 
 
 @contextmanager
