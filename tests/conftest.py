@@ -87,6 +87,29 @@ def rolled_back_after(django_db_blocker) -> Iterator[None]:
         transaction.set_rollback(True)
 
 
+def table_fingerprints(models: Iterable[type[Model]]) -> dict[str, tuple[int, str]]:
+    """Each model's table as (rows, digest of every column of every row, in primary key order), all read in one
+    query. Two fingerprints are equal exactly when no row was inserted, deleted or changed in between: the cheap way
+    to check that a refused call wrote nothing (rather than reading every row into Python twice)."""
+    quote = connection.ops.quote_name
+    selects, params = [], []
+    for model in models:
+        table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+        params.append(model._meta.label)
+        if connection.vendor == "postgresql":
+            rows = f"md5(COALESCE(string_agg(t::text, '|' ORDER BY t.{pk}), ''))"
+            selects.append(f"SELECT %s, COUNT(*), {rows} FROM {table} t")
+        else:  # SQLite: the rows themselves, as text (it has no digest function)
+            columns = " || ',' || ".join(f"quote({quote(f.column)})" for f in model._meta.local_concrete_fields)
+            selects.append(
+                f"SELECT %s, COUNT(*), COALESCE(group_concat(r, '|'), '') "
+                f"FROM (SELECT {columns} AS r FROM {table} ORDER BY {pk})"
+            )
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(selects), params)
+        return {label: (count, rows) for label, count, rows in cursor.fetchall()}
+
+
 def skip_or_fail(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: this test must run in CI)")

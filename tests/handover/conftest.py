@@ -22,6 +22,7 @@ from django.utils import timezone
 from handover import services as hs
 from handover.choices import HandoverStatus, ItemStatus, Risk, Side
 from handover.models import Activity, ChecklistItem, Handover
+from tests.conftest import table_fingerprints
 
 EVIDENCE_URL = "https://wiki.example.com/crm/runbook"
 
@@ -199,12 +200,9 @@ def handover_in(request) -> Callable[[str], Handover]:
 _APPS = ("projects", "operations", "handover")
 
 
-def db_state() -> dict[str, list[dict]]:
-    return {
-        model._meta.label: list(model.objects.order_by("pk").values())
-        for app in _APPS
-        for model in apps.get_app_config(app).get_models()
-    }
+def db_state() -> dict[str, tuple[int, str]]:
+    """Per table, its row count and a digest of all its rows (``table_fingerprints``: one query)."""
+    return table_fingerprints(model for app in _APPS for model in apps.get_app_config(app).get_models())
 
 
 _UNCHECKED = object()
