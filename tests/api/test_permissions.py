@@ -1,7 +1,8 @@
 """Who may call what: every endpoint and action of /api/v1/ against every role.
 
 The table ``CASES`` lists each route of ``config.urls`` (the router and ``me/``) with the status every role gets.
-Each (case, role) pair is its own test with a fresh ``World``, so a state change in one never leaks into another.
+Each (case, role) pair is its own test with a fresh ``World`` (on people built once per module), rolled back after
+it, so a state change in one never leaks into another.
 
 Roles (docs/domain.md "People and roles"):
 
@@ -21,10 +22,11 @@ States are set directly in the database: this file is about who may act; how the
 by the services' own tests.
 """
 
+import copy
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -62,6 +64,7 @@ from handover.tokens import services as tokens
 from operations.models import OperationsTeam
 from projects.choices import Stage
 from projects.models import Project
+from tests.conftest import rolled_back_after
 from tests.factories import KpiFactory, ServiceFactory
 
 pytestmark = pytest.mark.django_db
@@ -95,28 +98,57 @@ def _days(n: int) -> str:
 # ---------------------------------------------------------------------------------------------------- world
 
 
-class World:
-    """The people and objects one row needs; objects are built on first use, so each test makes only its own."""
+@dataclass(frozen=True)
+class People:
+    """The users, the receiving team and the (confidential) project every World starts from."""
 
-    def __init__(self, role: str) -> None:
+    users: dict
+    team: OperationsTeam
+    project: Project
+
+    @classmethod
+    def build(cls) -> "People":
         # Built with plain queries rather than factories: the matrix makes some 700 worlds and must stay fast.
-        self.role = role
         names = ("admin", "viewer", "outsider", "manager", "member", "owner", "lead", "ops_member")
         users = User.objects.bulk_create(
             User(username=name, email=f"{name}@example.com", is_staff=name == "admin", password="!") for name in names
         )
-        self.users = dict(zip(names, users, strict=True))
-        u = self.users
-        self.team = OperationsTeam.objects.create(name="Service desk", lead=u["lead"])
-        self.team.members.add(u["owner"], u["ops_member"])
-        self.project = Project.objects.create(
-            code="CRM-2026",
-            name="CRM roll-out",
-            manager=u["manager"],
-            receiving_team=self.team,
-            confidential=role != "viewer",
+        u = dict(zip(names, users, strict=True))
+        team = OperationsTeam.objects.create(name="Service desk", lead=u["lead"])
+        team.members.add(u["owner"], u["ops_member"])
+        project = Project.objects.create(
+            code="CRM-2026", name="CRM roll-out", manager=u["manager"], receiving_team=team, confidential=True
         )
-        self.project.members.add(u["member"])
+        project.members.add(u["member"])
+        return cls(u, team, project)
+
+
+@pytest.fixture(scope="module")
+def _people_once(django_db_setup, django_db_blocker) -> Iterator[People]:
+    """``People``, built once per module (and process) in a transaction rolled back after its last test."""
+    with rolled_back_after(django_db_blocker):
+        yield People.build()
+
+
+@pytest.fixture
+def new_world(_people_once, db) -> Callable[[str], "World"]:
+    """``new_world(role)``: a World on the module's ``People``; what the test writes is rolled back after it."""
+    return lambda role: World(role, _people_once)
+
+
+class World:
+    """The people and objects one row needs; objects are built on first use, so each test makes only its own."""
+
+    def __init__(self, role: str, people: People | None = None) -> None:
+        self.role = role
+        people = people or People.build()
+        # Copies: a test may change its instances (signing in sets last_login), never those of the next test.
+        self.users = {name: copy.copy(user) for name, user in people.users.items()}
+        self.team = copy.copy(people.team)
+        self.project = copy.copy(people.project)
+        if role == "viewer":  # the project the viewer sees is not confidential
+            Project.objects.filter(pk=self.project.pk).update(confidential=False)
+            self.project.confidential = False
 
     def user(self, role: str):
         return self.users.get(role)
@@ -901,8 +933,8 @@ class _PathOnly:
 
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_permission_matrix(case: Case, role: str):
-    world = World(role)
+def test_permission_matrix(case: Case, role: str, new_world):
+    world = new_world(role)
     if case.setup:
         case.setup(world)
     hidden_or_shown = case.listed(world) if case.listed else None
@@ -925,9 +957,9 @@ def _token_client(world: World, role: str, **options) -> APIClient:
 
 
 @pytest.mark.parametrize("case", WRITES, ids=str)
-def test_read_only_token_is_refused_every_write(case: Case):
+def test_read_only_token_is_refused_every_write(case: Case, new_world):
     """An administrator's read-only token: whatever the role would allow, a write is 403."""
-    world = World("admin")
+    world = new_world("admin")
     if case.setup:
         case.setup(world)
     response = call(_token_client(world, "admin", read_only=True), case, world)
@@ -936,8 +968,8 @@ def test_read_only_token_is_refused_every_write(case: Case):
 
 
 @pytest.mark.parametrize("case", READS, ids=str)
-def test_read_only_token_reads_everything(case: Case):
-    world = World("admin")
+def test_read_only_token_reads_everything(case: Case, new_world):
+    world = new_world("admin")
     if case.setup:
         case.setup(world)
     response = call(_token_client(world, "admin", read_only=True), case, world)
@@ -949,8 +981,8 @@ def test_read_only_token_reads_everything(case: Case):
     [c for c in CASES if c.name in ("projects partial_update", "handovers submit", "items complete", "me")],
     ids=str,
 )
-def test_read_write_token_acts_as_its_user(case: Case):
-    world = World("manager")
+def test_read_write_token_acts_as_its_user(case: Case, new_world):
+    world = new_world("manager")
     if case.setup:
         case.setup(world)
     response = call(_token_client(world, "manager"), case, world)
@@ -991,8 +1023,8 @@ def _of_inactive_user(world: World) -> str:
 @pytest.mark.parametrize(
     "case", [c for c in CASES if c.name in ("me", "projects list", "projects partial_update")], ids=str
 )
-def test_unusable_token_is_401(case: Case, credentials):
-    world = World("admin")
+def test_unusable_token_is_401(case: Case, credentials, new_world):
+    world = new_world("admin")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=credentials(world))
     response = call(client, case, world)
@@ -1008,11 +1040,11 @@ def test_unusable_token_is_401(case: Case, credentials):
         (f"{API}/stalls/", "handover"),
     ],
 )
-def test_list_filters_do_not_reveal_confidential_ids(path: str, filter_on: str):
+def test_list_filters_do_not_reveal_confidential_ids(path: str, filter_on: str, new_world):
     """GIVEN a confidential project with a handover, and an outsider
     WHEN the outsider filters a list by the project's (or handover's) id and by an id that does not exist
     THEN both answer alike: a confidential id is as unknown as a missing one."""
-    world = World("outsider")
+    world = new_world("outsider")
     target = world.project.pk if filter_on == "project" else world.handover.pk
     client = client_for(world, "outsider")
     hidden = client.get(path, {filter_on: target})
