@@ -9,8 +9,10 @@ Everything it writes is idempotent under concurrency: the database allows one op
 key; the bulk inserts ignore conflicts. Two passes at once, or a pass retried, therefore end with the same rows.
 """
 
+import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -251,13 +253,13 @@ def detect_stalls(*, now: datetime | None = None, source: DetectionSource = Dete
         thresholds = Thresholds(list(OperationsTeam.objects.all()))
         result = DetectionResult(run=DetectionRun.objects.create(started_at=now, source=source))
         for rule, find in RULES.items():
-            with transaction.atomic():
+            with _step(f"rule:{rule}"):
                 opened, resolved = _sync_rule(rule, find(thresholds, now, today), now)
             result.opened += opened
             result.resolved += resolved
-        with transaction.atomic():
+        with _step("escalate"):
             result.escalated = _escalate(thresholds, now)
-        with transaction.atomic():
+        with _step("remind"):
             result.reminded = _remind(now)
     DetectionRun.objects.filter(pk=result.run.pk).update(
         queries=counter.count,
@@ -268,6 +270,28 @@ def detect_stalls(*, now: datetime | None = None, source: DetectionSource = Dete
         reminded=len(result.reminded),
     )
     return result
+
+
+@contextmanager
+def _step(name: str) -> Iterator[None]:
+    """One step of a pass, in its own transaction, taken by one pass at a time.
+
+    Passes running at once (beat and the command, two workers) still write each fact once, thanks to the
+    constraints; taking each step in turn also makes every pass read what the other one committed, so its run
+    record and its output report only the flags it opened, resolved, escalated or reminded itself. On PostgreSQL a
+    transaction-scoped advisory lock per step does it; SQLite's transactions take the write lock when they begin
+    (``transaction_mode`` IMMEDIATE), which serialises the steps already.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s::int, %s::int)", [_LOCK_SPACE, zlib.crc32(name.encode()) >> 1]
+                )
+        yield
+
+
+_LOCK_SPACE = 0x48_4F_56  # "HOV": the advisory lock namespace of the stall detector
 
 
 def _sync_rule(rule: StallRule, found: Found, now: datetime) -> tuple[list[StallFlag], list[int]]:
@@ -529,6 +553,7 @@ def _emit_flags(event_type: EventType, flags: list[StallFlag], now: datetime) ->
                 },
                 flag.handover_id,
                 f"{event_type}:{flag.pk}",
+                flag.handover.project.confidential,
             )
             for flag in flags
         ],
