@@ -111,8 +111,10 @@ def _publish_pending() -> None:
     for model, ids in batch.items():
         rows = model._default_manager.filter(pk__in=set(ids), status=DeliveryStatus.PENDING)
         exists = set(rows.values_list("pk", flat=True))
-        pending[model] = [pk for pk in dict.fromkeys(ids) if pk in exists]  # in the order enqueued, once each
-    _publish(pending)
+        if exists:
+            pending[model] = [pk for pk in dict.fromkeys(ids) if pk in exists]  # in the order enqueued, once each
+    if pending:
+        _publish(pending)
 
 
 def _publish(batch: Batch) -> None:
