@@ -878,14 +878,14 @@ class WebhookForm(forms.ModelForm):
 
     class Meta:
         model = WebhookSubscription
-        fields = ("url", "description", "events", "is_active")
+        fields = ("url", "description", "events", "is_active", "include_confidential")
 
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(ServiceBackedAdmin):
     form = WebhookForm
-    list_display = ("url", "description", "event_list", "is_active", "owner", "created_at")
-    list_filter = ("is_active",)
+    list_display = ("url", "description", "event_list", "is_active", "include_confidential", "owner", "created_at")
+    list_filter = ("is_active", "include_confidential")
     list_select_related = ("owner",)
     search_fields = ("url", "description")
 
@@ -909,6 +909,7 @@ class WebhookSubscriptionAdmin(ServiceBackedAdmin):
             url=data["url"],
             events=data.get("events") or (),
             description=data.get("description", ""),
+            include_confidential=data.get("include_confidential", False),
         )
         if not data.get("is_active", True):
             call_service(webhooks.webhook_update, subscription=subscription, by=request.user, is_active=False)

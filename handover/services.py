@@ -732,7 +732,12 @@ def _move_items(
     webhooks.emit_many(
         EventType.ITEM_UPDATED,
         [
-            (_item_event(item, by, {"from": from_state, "to": to, "message": message}), handover.pk, None)
+            (
+                _item_event(item, by, {"from": from_state, "to": to, "message": message}),
+                handover.pk,
+                None,
+                handover.project.confidential,
+            )
             for item, from_state in moves
         ],
         now=now,

@@ -20,6 +20,7 @@ from projects import services as project_services
 from projects.choices import Stage
 
 from .factories import AdminFactory, ProjectFactory, TeamFactory, TemplateFactory, UserFactory
+from .network import loopback_server, network  # noqa: F401  (fixtures: network is autouse, loopback only)
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 # `make test` runs the suite in several processes (pytest-xdist); each has its own test database (pytest-django

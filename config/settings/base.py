@@ -285,6 +285,11 @@ OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=8)
 OUTBOX_BACKOFF_BASE = env.int("OUTBOX_BACKOFF_BASE", default=30)
 OUTBOX_BACKOFF_MAX = env.int("OUTBOX_BACKOFF_MAX", default=900)
 WEBHOOK_TIMEOUT = env.float("WEBHOOK_TIMEOUT", default=5.0)
+# The outbound guard (config/outbound.py): webhooks and every other outbound HTTP call go only to public addresses,
+# checked when a URL is saved and again, after DNS resolution, before each connection. Loopback is allowed only for
+# development and tests; production calls https only.
+OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=False)
+OUTBOUND_HTTPS_ONLY = env.bool("OUTBOUND_HTTPS_ONLY", default=False)
 # Links in emails and webhook payloads. `make run` passes the web port as HANDOVER_PORT (honcho gives every process
 # its own PORT, so PORT is only trusted when HANDOVER_PORT is unset).
 SITE_URL = env("SITE_URL", default=f"http://127.0.0.1:{env('HANDOVER_PORT', default=env('PORT', default='8000'))}")

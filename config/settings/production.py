@@ -20,3 +20,5 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Webhooks and other outbound calls: https only (their payloads name projects and people).
+OUTBOUND_HTTPS_ONLY = env.bool("OUTBOUND_HTTPS_ONLY", default=True)

@@ -16,3 +16,6 @@ STATIC_ROOT = None
 if not REDIS_URL:  # noqa: F405
     CELERY_BROKER_URL = "memory://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
+
+# The suite's webhook receivers listen on 127.0.0.1; every other address is still refused (tests/test_outbound.py).
+OUTBOUND_ALLOW_LOOPBACK = True

@@ -530,7 +530,7 @@ class WebhookSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = WebhookSubscription
-        fields = ["id", "url", "events", "description", "is_active", "created_at"]
+        fields = ["id", "url", "events", "description", "is_active", "include_confidential", "created_at"]
         read_only_fields = fields
 
 
@@ -542,8 +542,11 @@ class WebhookCreatedSerializer(WebhookSerializer):
         read_only_fields = fields
 
 
+WEBHOOK_URL_HELP = "An http or https address (https only in production) whose host resolves to public addresses only."
+
+
 class WebhookUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
-    url = serializers.URLField(max_length=500, required=False, help_text="An http or https address.")
+    url = serializers.URLField(max_length=500, required=False, help_text=WEBHOOK_URL_HELP)
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EventType.choices),
         required=False,
@@ -552,10 +555,13 @@ class WebhookUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
     )
     description = serializers.CharField(max_length=200, required=False, allow_blank=True)
     is_active = serializers.BooleanField(required=False)
+    include_confidential = serializers.BooleanField(
+        required=False, help_text="Also receive events about confidential projects (off unless asked for)."
+    )
 
 
 class WebhookCreateSerializer(WebhookUpdateSerializer):
-    url = serializers.URLField(max_length=500, help_text="An http or https address.")
+    url = serializers.URLField(max_length=500, help_text=WEBHOOK_URL_HELP)
 
 
 class WebhookDeliverySerializer(serializers.ModelSerializer):

@@ -38,6 +38,10 @@ class WebhookSubscription(models.Model):
     secret = models.CharField(max_length=100, editable=False)
     description = models.CharField(max_length=200, blank=True)
     is_active = models.BooleanField(default=True)
+    include_confidential = models.BooleanField(
+        default=False,
+        help_text="Also send events about confidential projects (their names, people and checklists).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -2,15 +2,15 @@
 
 ``emit`` writes an ``Event`` and a ``WebhookDelivery`` per active subscription that wants it, and enqueues the
 deliveries on the outbox (``handover.outbox.queue``), which publishes them after commit; ``deliver_webhook`` is
-the send task's service. Subscriptions are an administrator's, audited.
+the send task's service. Subscriptions are an administrator's, audited. Events about a confidential project go only
+to subscriptions that opted in (``include_confidential``). Every URL passes the outbound guard
+(``config.outbound``) when it is saved and again before each delivery.
 """
 
 import base64
 import json
 import logging
 import secrets
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -23,6 +23,7 @@ from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
+from config import outbound
 from config.errors import InvalidInput, NotPermitted
 from config.validation import apply_changes, clean_or_raise
 from handover.audit import admin_event
@@ -35,6 +36,9 @@ from projects.models import ProjectEvent
 logger = logging.getLogger(__name__)
 
 PUBLISH_BATCH = 500  # project stage moves turned into events per sweep, oldest first
+
+# One event to emit: its data, its handover's id, its dedupe key, and whether it is about a confidential project.
+EventItem = tuple[dict[str, Any], int | None, str | None, bool]
 
 # ------------------------------------------------------------------------------------------------- events
 
@@ -66,24 +70,32 @@ def emit(
     now: datetime | None = None,
     handover: Handover | None = None,
     dedupe_key: str | None = None,
+    confidential: bool | None = None,
 ) -> Event | None:
     """Record an event and one delivery per active subscription that wants it; send after commit.
 
     Nothing is written when no subscription wants the event. With a ``dedupe_key``, emitting the same fact twice
-    (two detection passes, a retried sweep) records it once.
+    (two detection passes, a retried sweep) records it once. An event about a handover is confidential when its
+    project is (``confidential`` overrides that, for an event without a handover).
     """
-    events = emit_many(event_type, [(data, handover.pk if handover else None, dedupe_key)], now=now)
+    if confidential is None:
+        confidential = bool(handover and handover.project.confidential)
+    events = emit_many(event_type, [(data, handover.pk if handover else None, dedupe_key, confidential)], now=now)
     return events[0] if events else None
 
 
 def emit_many(
     event_type: EventType | str,
-    items: Sequence[tuple[dict[str, Any], int | None, str | None]],
+    items: Sequence[EventItem],
     *,
     now: datetime | None = None,
 ) -> list[Event]:
-    """``emit`` for many events of one type in a fixed number of queries; ``items`` are (data, handover id, key)."""
+    """``emit`` for many events of one type in a fixed number of queries; ``items`` are (data, handover id, key,
+    confidential). A confidential event goes only to the subscriptions that opted in to confidential projects, and
+    is not recorded at all when none did."""
     subscriptions = [s for s in WebhookSubscription.objects.filter(is_active=True) if s.wants(str(event_type))]
+    if not any(s.include_confidential for s in subscriptions):
+        items = [item for item in items if not item[3]]
     if not subscriptions or not items:
         return []
     now = now or timezone.now()
@@ -95,8 +107,10 @@ def emit_many(
             payload={"type": str(event_type), "timestamp": now.isoformat(), "data": data},
             created_at=now,
         )
-        for data, handover_id, key in items
+        for data, handover_id, key, _ in items
     ]
+    confidential = {id(event) for event, item in zip(events, items, strict=True) if item[3]}
+    confidential_keys = {item[2] for item in items if item[3] and item[2]}
     keyed = [e.dedupe_key for e in events if e.dedupe_key]
     Event.objects.bulk_create(events, ignore_conflicts=True)
     if keyed:
@@ -106,6 +120,7 @@ def emit_many(
         WebhookDelivery(event=event, subscription=s, next_attempt_at=now, created_at=now)
         for event in events
         for s in subscriptions
+        if s.include_confidential or not (id(event) in confidential or event.dedupe_key in confidential_keys)
     ]
     WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     pending = WebhookDelivery.objects.filter(
@@ -143,6 +158,7 @@ def publish_project_events(*, now: datetime | None = None, window: timedelta = t
             },
             None,
             f"project_event:{m.pk}",
+            m.project.confidential,  # as it is when published
         )
         for m in moves
     ]
@@ -164,23 +180,13 @@ def sign(subscription: WebhookSubscription, *, msg_id: str, timestamp: datetime,
     }
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A receiver answering 3xx has not accepted the event: the redirect is a failed attempt, never followed
-    (following it would re-send a signed payload to wherever the receiver points)."""
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-_webhook_opener = urllib.request.build_opener(_NoRedirects)
-
-
 def deliver_webhook(delivery_id: int, *, now: datetime | None = None) -> bool:
     """POST one event to one subscriber if due and not yet claimed; returns whether it was accepted (2xx).
 
-    Whatever goes wrong with the request (refused, timeout, a reply that is not HTTP, a 3xx, 4xx or 5xx) is one
-    failed attempt, logged with its error and code: the row goes back to pending with backoff, or to failed after
-    ``OUTBOX_MAX_ATTEMPTS``; it is never left in "sending".
+    Whatever goes wrong with the request (the outbound guard refusing the address the name resolves to now,
+    refused, timeout, a reply that is not HTTP, a 3xx, 4xx or 5xx) is one failed attempt, logged with its error and
+    code: the row goes back to pending with backoff, or to failed after ``OUTBOX_MAX_ATTEMPTS``; it is never left in
+    "sending". A 3xx is never followed: it would re-send a signed payload to wherever the receiver points.
     """
     now = now or timezone.now()
     if not claim(WebhookDelivery, delivery_id, now):
@@ -192,14 +198,15 @@ def deliver_webhook(delivery_id: int, *, now: datetime | None = None) -> bool:
         headers = sign(
             delivery.subscription, msg_id=f"msg_{delivery.event_id.hex}", timestamp=timezone.now(), body=body
         )
-        # The URL was validated as http(s) when the subscription was made.
-        request = urllib.request.Request(delivery.subscription.url, data=body.encode(), headers=headers, method="POST")
-        with _webhook_opener.open(request, timeout=settings.WEBHOOK_TIMEOUT) as response:
-            code = response.status
-    except urllib.error.HTTPError as http_error:  # 3xx (not followed), 4xx, 5xx
-        code, error = http_error.code, f"HTTP {http_error.code}"
-        http_error.close()
-    except Exception as failure:  # refused, timeout, DNS, a garbage reply (BadStatusLine), a soft time limit
+        # Checked when the subscription was saved, and again now: the name may resolve elsewhere today (rebinding).
+        # The request connects to the very address that was checked.
+        response = outbound.request(
+            "POST", delivery.subscription.url, body=body.encode(), headers=headers, timeout=settings.WEBHOOK_TIMEOUT
+        )
+        code = response.status
+    except outbound.OutboundRefused as refused:
+        error = f"Refused by the outbound guard: {refused.reason}"
+    except Exception as failure:  # refused, timeout, a garbage reply (BadStatusLine), a soft time limit
         error = describe(failure)
     if code is not None and 200 <= code < 300:
         WebhookDelivery.objects.filter(
@@ -214,7 +221,7 @@ def deliver_webhook(delivery_id: int, *, now: datetime | None = None) -> bool:
 
 # ------------------------------------------------------------------------------------ webhook subscriptions
 
-WEBHOOK_FIELDS = ("url", "events", "description", "is_active")
+WEBHOOK_FIELDS = ("url", "events", "description", "is_active", "include_confidential")
 
 
 def _require_admin(by) -> None:
@@ -232,8 +239,17 @@ def _clean_events(events) -> list[str]:
 
 
 @transaction.atomic
-def webhook_create(*, by, url: str, events=(), description: str = "", is_active: bool = True) -> WebhookSubscription:
-    """Subscribe a URL to events (all of them when ``events`` is empty); the signing secret is generated here."""
+def webhook_create(
+    *,
+    by,
+    url: str,
+    events=(),
+    description: str = "",
+    is_active: bool = True,
+    include_confidential: bool = False,
+) -> WebhookSubscription:
+    """Subscribe a URL to events (all of them when ``events`` is empty); the signing secret is generated here.
+    Events about confidential projects are sent only with ``include_confidential``."""
     _require_admin(by)
     subscription = WebhookSubscription(
         owner=by,
@@ -241,17 +257,22 @@ def webhook_create(*, by, url: str, events=(), description: str = "", is_active:
         events=_clean_events(events),
         description=description,
         is_active=is_active,
+        include_confidential=include_confidential,
         secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
     )
     clean_or_raise(subscription, exclude=["owner"])
-    _require_http(subscription.url)
+    _require_allowed_url(subscription.url)
     subscription.save()
     admin_event(
         AdminEventKind.WEBHOOK_CREATED,
         by=by,
         subject=subscription.url,
         object_id=subscription.pk,
-        changes={"events": subscription.events, "is_active": subscription.is_active},
+        changes={
+            "events": subscription.events,
+            "is_active": subscription.is_active,
+            "include_confidential": subscription.include_confidential,
+        },
     )
     return subscription
 
@@ -266,7 +287,8 @@ def webhook_update(*, subscription: WebhookSubscription, by, **changes) -> Webho
     if not diff:
         return subscription
     clean_or_raise(subscription, exclude=["owner"])
-    _require_http(subscription.url)
+    if "url" in diff:
+        _require_allowed_url(subscription.url)
     subscription.save()
     admin_event(
         AdminEventKind.WEBHOOK_UPDATED, by=by, subject=subscription.url, object_id=subscription.pk, changes=diff
@@ -285,3 +307,17 @@ def webhook_delete(*, subscription: WebhookSubscription, by) -> None:
 def _require_http(url: str) -> None:
     if not url.lower().startswith(("http://", "https://")):
         raise InvalidInput("The URL must be http or https.", rule="invalid_url", field="url")
+
+
+def _require_allowed_url(url: str) -> None:
+    """The outbound guard at subscription time: an address the server must not call is refused now, not at the
+    first delivery (which checks again, since a name may resolve elsewhere by then)."""
+    _require_http(url)
+    try:
+        outbound.check(url)
+    except outbound.OutboundUnresolvable as refused:
+        raise InvalidInput(
+            f"{refused.reason} A webhook URL must resolve to a public address.", rule="url_unresolvable", field="url"
+        ) from refused
+    except outbound.OutboundRefused as refused:
+        raise InvalidInput(refused.reason, rule="url_not_allowed", field="url") from refused

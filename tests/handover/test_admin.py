@@ -39,6 +39,7 @@ from operations.models import Kpi, KpiReading, OperationsEvent, OperationsTeam
 from projects.models import Project
 from tests.conftest import rolled_back_after
 from tests.factories import KpiFactory
+from tests.network import suite_network
 from tests.projects.test_admin import action, change_url, confirm, form_data, shown
 
 User = get_user_model()
@@ -57,7 +58,8 @@ def _demo_data(django_db_setup, django_db_blocker):
     with rolled_back_after(django_db_blocker):
         call_command("seed_demo", stdout=io.StringIO())
         admin_user = User.objects.get(username="admin")
-        webhooks.webhook_create(by=admin_user, url="https://hooks.example.com/handover", events=["stall.opened"])
+        with suite_network():  # this fixture's scope is wider than the network fixture's
+            webhooks.webhook_create(by=admin_user, url="https://hooks.example.com/handover", events=["stall.opened"])
         tokens.token_create(by=admin_user, name="Reporting sync", user=User.objects.get(username="mia.jensen"))
         Group.objects.create(name="Auditors")
         detect_stalls()  # flags, notifications, events and deliveries
