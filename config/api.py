@@ -16,7 +16,8 @@ import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied
 from django.db import models
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponseServerError, JsonResponse
+from django.template import loader
 from django.urls import Resolver404, resolve
 from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
@@ -31,6 +32,7 @@ from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import Conflict, DomainError, IllegalTransition, InvalidInput, NotPermitted
+from .request_id import current_request_id
 
 DOMAIN_STATUS = {
     InvalidInput: status.HTTP_400_BAD_REQUEST,
@@ -148,11 +150,14 @@ def handler404(request, exception):
 
 
 def handler500(request):
+    """The answer to a crash, with the request's reference (``config.middleware.RequestIdMiddleware``): Django logs
+    the traceback under the same reference, so the person can quote it and an operator can find the line."""
+    reference = getattr(request, "request_id", None) or current_request_id()
     if is_api_request(request):
-        return _json_error(
-            status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", "Something went wrong on our side; it was recorded."
-        )
-    return defaults.server_error(request)
+        message = f"Something went wrong on our side; it was recorded under reference {reference}."
+        return _json_error(status.HTTP_500_INTERNAL_SERVER_ERROR, "server_error", message)
+    # Without the request's context, like Django's own server_error: the context processors may be what failed.
+    return HttpResponseServerError(loader.get_template("500.html").render({"reference": reference}))
 
 
 # ---------------------------------------------------------------------------------------------- schema

@@ -9,6 +9,7 @@ from django.shortcuts import render, resolve_url
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from .api import error_body, is_api_request
+from .request_id import new_request_id, reset_request_id, set_request_id
 
 STALE_PAGE = (
     "This page was loaded before you signed in or out elsewhere, so the form on it can no longer be sent. "
@@ -22,6 +23,39 @@ def _page_of(request) -> str:
     if current and url_has_allowed_host_and_scheme(current, allowed_hosts={request.get_host()}):
         return current
     return resolve_url("home")
+
+
+class RequestIdMiddleware:
+    """First in the chain: gives each request a reference (``request.request_id``, the ``X-Request-ID`` header),
+    which every log line written while serving it carries and the 500 page shows (``config.api.handler500``)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.request_id = new_request_id()
+        token = set_request_id(request.request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            reset_request_id(token)
+        response["X-Request-ID"] = request.request_id
+        return response
+
+
+class PermissionsPolicyMiddleware:
+    """The ``Permissions-Policy`` header: every feature in ``settings.PERMISSIONS_POLICY`` is off (``feature=()``),
+    for the page and for anything it embeds."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        self.header = ", ".join(f"{feature}=()" for feature in settings.PERMISSIONS_POLICY)
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.header:
+            response.setdefault("Permissions-Policy", self.header)
+        return response
 
 
 class WebEdgesMiddleware:

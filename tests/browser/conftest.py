@@ -8,6 +8,9 @@ Every page opened through these fixtures records console errors and uncaught pag
 fails at teardown, so a broken script or a missing static file cannot pass unnoticed. A step that provokes a 4xx on
 purpose (Chromium logs every one as a console error) says so with ``console_log.expecting(...)``.
 
+Every page also reports what the Content-Security-Policy blocked (its ``securitypolicyviolation`` events, and the
+console messages that name the policy): any violation fails the test at teardown, and no ``expecting`` excuses one.
+
 The demo organisation (``demo``) is seeded and walked at fixed moments (time-machine), so that the screenshots
 written to docs/screenshots/ come out the same on every run: the same dates, the same times of day.
 """
@@ -89,19 +92,41 @@ def browser() -> Iterator:
             launched.close()
 
 
+# Runs in every page before its own scripts (injected by the browser, so the page's CSP does not apply to it):
+# hands each violation of the policy to the test through the binding ``__cspViolation``.
+_CSP_WATCH_JS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+  window.__cspViolation(`${event.effectiveDirective} blocked ${event.blockedURI || "inline"}`
+    + ` at ${event.sourceFile || document.location.href}:${event.lineNumber} ${event.sample || ""}`.trimEnd());
+}, true);
+"""
+
+
 @dataclass
 class ConsoleLog:
-    """Console errors and uncaught exceptions seen on any page of one test."""
+    """Console errors, uncaught exceptions and Content-Security-Policy violations seen on any page of one test."""
 
     errors: list[str] = field(default_factory=list)
     expected: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+
+    def watch_context(self, context) -> None:
+        """Before any page of ``context`` opens: its pages report what the policy blocked."""
+        context.expose_binding("__cspViolation", lambda source, text: self._csp(source["page"], text))
+        context.add_init_script(_CSP_WATCH_JS)
 
     def watch(self, page) -> None:
         page.on("console", lambda message: self._console(page, message))
         page.on("pageerror", lambda error: self.errors.append(f"{page.url}: uncaught {error}"))
 
+    def _csp(self, page, text: str) -> None:
+        self.csp_violations.append(f"{page.url}: {text}")
+
     def _console(self, page, message) -> None:
+        if "Content Security Policy" in message.text:
+            self._csp(page, f"console: {message.text}")
+            return
         if message.type == "error":
             if any(text in message.text for text in self.expected):
                 self.seen.append(message.text)
@@ -130,6 +155,8 @@ class ConsoleLog:
 def console_log() -> Iterator[ConsoleLog]:
     log = ConsoleLog()
     yield log
+    if log.csp_violations:
+        pytest.fail("The Content-Security-Policy blocked:\n" + "\n".join(log.csp_violations), pytrace=False)
     if log.errors:
         pytest.fail("The browser reported errors:\n" + "\n".join(log.errors), pytrace=False)
 
@@ -150,6 +177,7 @@ def new_page(request, browser, live_server, console_log) -> Iterator[Callable]:
         context.set_default_timeout(TIMEOUT_MS)
         context.set_default_navigation_timeout(TIMEOUT_MS)
         contexts.append(context)
+        console_log.watch_context(context)
         if user is not None:
             client = Client()
             client.force_login(user)

@@ -237,13 +237,17 @@ def test_a_late_condition_leaves_no_decision_and_no_condition(client_for, owner,
 
 def test_an_htmx_error_is_swapped_in_place_by_the_page_configuration(client_for, manager, handover):
     """The page tells htmx to swap 400/409/422 answers (their errors sit next to the fields) and to show the
-    message of a 403/404/5xx page in the alert region."""
+    message of a 403/404/5xx page in the alert region, which js/app.js moves next to the control that was used
+    (tests/browser/test_errors_in_place.py); htmx neither evaluates code nor injects style (the CSP allows neither)."""
     html = body(client_for(manager).get(url("handover:detail", handover.pk)))
 
     assert '<meta name="htmx-config"' in html
     assert '"code": "^(400|409|422)$", "swap": true, "error": false' in html
     assert '"target": "#htmx-error", "select": "[data-htmx-error]"' in html
+    assert '"includeIndicatorStyles": false, "allowEval": false' in html
     assert 'id="htmx-error"' in html
+    assert '<script src="/static/js/app.js" defer></script>' in html
+    assert "hx-on" not in html
 
 
 def test_an_htmx_refusal_answers_the_403_page_with_its_message_marked_for_the_alert(client_for, viewer, handover):
