@@ -4,10 +4,13 @@ The environment is read here and nowhere else: every knob an operator can turn i
 file (or in ``production.py`` for the ones that only matter there), with its default next to it.
 """
 
+import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -32,6 +35,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served from our static files, not a CDN
     "django_htmx",
+    "axes",  # sign-in lockout: failed sign-ins and lockouts recorded, shown in the admin
     "operations",
     "projects",
     "handover",
@@ -52,6 +56,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "config.middleware.WebEdgesMiddleware",
+    # Last: turns a sign-in that axes refused into the lockout page (config/lockout.py).
+    "axes.middleware.AxesMiddleware",
 ]
 CSRF_FAILURE_VIEW = "config.middleware.csrf_failure"
 
@@ -132,6 +138,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")
 
+# The cache holds the API throttles' counts: Redis when REDIS_URL is set, so that every process counts together;
+# otherwise local memory, where each process counts on its own (one web process, as `make run` serves, is exact).
+# Short timeouts: while Redis is unreachable the API answers unthrottled (config.throttling) rather than hanging.
+CACHES: dict[str, dict[str, Any]] = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "handover",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "handover"}
+    )
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -142,6 +164,27 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+
+# --- Sign-in lockout (django-axes, config/lockout.py) --------------------------------------------------------------
+# LOGIN_FAILURE_LIMIT failed sign-ins for one username, or from one address, within LOGIN_COOLOFF_MINUTES lock that
+# username, or that address, until the cool-off has passed; the web UI's sign-in and the admin's alike.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out sign-in before any password is checked
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one reaching the limit locks
+# Attempts while locked neither count nor push the end of the lockout further: the page can say when it ends.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_HANDLER = "config.lockout.LockoutHandler"
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+# The same client address as the API throttles (config.throttling.client_ip), proxies included.
+AXES_CLIENT_IP_CALLABLE = "config.throttling.client_ip"
+# Reverse proxies in front of the app that append the client's address to X-Forwarded-For (0: REMOTE_ADDR is the
+# client). Set it to exactly the number of proxies: more would let clients choose the address they are counted by.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 LANGUAGE_CODE = "en-gb"
 TIME_ZONE = env("TIME_ZONE", default="UTC")
@@ -189,6 +232,17 @@ HANDOVER_STALL_THRESHOLDS = {
 }
 HANDOVER_ESCALATION_DAYS = env.int("STALL_ESCALATION_DAYS", default=3)
 
+
+def _rate(name: str, default: str) -> str | None:
+    """A throttle rate from the environment, ``<requests>/<second|minute|hour|day>``; empty: no limit."""
+    value = env(name, default=default).strip()
+    if not value:
+        return None
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 100/minute (per second, minute, hour or day).")
+    return value
+
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # The token scheme first, so that a request without credentials gets 401 with WWW-Authenticate.
@@ -214,7 +268,20 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["config.api_parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "config.api.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {},
+    # Beyond a rate: 429 with Retry-After (config/throttling.py; the README's Configuration lists the variables).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.throttling.AnonThrottle",
+        "config.throttling.UserThrottle",
+        "config.throttling.TokenThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": _rate("API_RATE_ANON", "60/minute"),
+        "user": _rate("API_RATE_USER", "600/minute"),
+        "token": _rate("API_RATE_TOKEN", "300/minute"),
+        # Counted by handover.tokens.authentication, before the others run.
+        "auth_failure": _rate("API_RATE_AUTH_FAILURES", "30/minute"),
+    },
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
@@ -242,6 +309,11 @@ SPECTACULAR_SETTINGS = {
         "KpiDirectionEnum": "operations.choices.KpiDirection",
     },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Every operation may answer 429 with Retry-After (config/throttling.py); the first is drf-spectacular's default.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.throttling.document_throttling",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -19,3 +19,13 @@ if not REDIS_URL:  # noqa: F405
 
 # The suite's webhook receivers listen on 127.0.0.1; every other address is still refused (tests/test_outbound.py).
 OUTBOUND_ALLOW_LOOPBACK = True
+
+# The API throttles count nothing in the suite (a rate of None is no limit), so that the thousands of requests one
+# user makes (schemathesis) are never refused; tests/api/test_throttles.py sets the rates it tests. The cache is
+# local memory even with REDIS_URL, so that the processes of `make test` never share counts; the Redis test of the
+# throttles sets its own. The sign-in lockout stays on: its counts are rows, rolled back with each test.
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,  # noqa: F405
+    "DEFAULT_THROTTLE_RATES": dict.fromkeys(REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]),  # noqa: F405
+}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "handover-tests"}}

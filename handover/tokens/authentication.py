@@ -2,12 +2,18 @@
 
 DRF imports these classes by the dotted paths in ``REST_FRAMEWORK`` while it is itself being imported, so this
 module reads the tokens' service only when a request is authenticated.
+
+Failed authentications are counted per address (``config.throttling.AuthFailureThrottle``): they happen before
+DRF's throttles run, so beyond the ``auth_failure`` rate every bearer token from that address is answered 429 with
+``Retry-After`` until the window has passed, without being looked at.
 """
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+from config.throttling import AuthFailureThrottle
 
 
 class TokenAuthentication(BaseAuthentication):
@@ -19,6 +25,17 @@ class TokenAuthentication(BaseAuthentication):
         header = get_authorization_header(request).split()
         if not header or header[0].lower() not in (b"bearer", b"token"):
             return None
+        throttle = AuthFailureThrottle()
+        wait = throttle.seconds_to_wait(request)
+        if wait is not None:
+            raise exceptions.Throttled(wait, "Too many failed authentications from your address.")
+        try:
+            return self._authenticate(header)
+        except exceptions.AuthenticationFailed:
+            throttle.record_failure(request)
+            raise
+
+    def _authenticate(self, header: list[bytes]):
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
         from .services import token_authenticate
