@@ -21,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_WRITES = 500
+GUNICORN_OPTIONS = ("--workers", "2", "--threads", "2", "--log-level", "warning")
 
 SETUP = """
 import datetime as dt, json
@@ -103,8 +104,7 @@ def test_web_and_worker_write_to_one_sqlite_file_at_once_without_a_5xx(tmp_path)
 
     port = _free_port()
     web = subprocess.Popen(
-        [str(Path(python).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}"]
-        + ["--workers", "2", "--threads", "2", "--log-level", "warning"],
+        [str(Path(python).parent / "gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}", *GUNICORN_OPTIONS],
         env=env,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -138,7 +138,8 @@ def test_web_and_worker_write_to_one_sqlite_file_at_once_without_a_5xx(tmp_path)
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10).close()
                 break
             except OSError:  # refused while gunicorn binds, or a first answer slower than the timeout
-                assert web.poll() is None and time.monotonic() < deadline, f"gunicorn did not start: {web.stderr}"
+                assert web.poll() is None, f"gunicorn stopped: {web.stderr}"
+                assert time.monotonic() < deadline, "gunicorn did not answer within a minute"
                 time.sleep(0.2)
         with ThreadPoolExecutor(max_workers=4) as pool:
             statuses = list(pool.map(post, range(WEB_WRITES)))
