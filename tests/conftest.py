@@ -122,15 +122,19 @@ def _require_services(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         skip_or_fail("needs PostgreSQL: set DATABASE_URL=postgres://...")
     if request.node.get_closest_marker("redis"):
-        url = os.environ.get("REDIS_URL")
-        if not url:
-            skip_or_fail("needs Redis: set REDIS_URL=redis://...")
-        import redis
+        require_redis()
 
-        try:
-            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-        except redis.RedisError as error:
-            skip_or_fail(f"needs Redis at {url}: {error}")
+
+def require_redis() -> None:
+    url = os.environ.get("REDIS_URL")
+    if not url:
+        skip_or_fail("needs Redis: set REDIS_URL=redis://...")
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+    except redis.RedisError as error:
+        skip_or_fail(f"needs Redis at {url}: {error}")
 
 
 @pytest.fixture

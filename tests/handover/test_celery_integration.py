@@ -47,6 +47,7 @@ from handover.webhooks import services as webhooks
 from handover.webhooks import tasks as webhook_tasks
 from projects import services as ps
 from projects.choices import Stage
+from tests.conftest import require_redis, skip_or_fail
 from tests.factories import ProjectFactory
 
 from .test_stalls import RawServer
@@ -287,6 +288,10 @@ def worker_process(django_db_setup, tmp_path_factory) -> Iterator[Worker]:
     """A real worker process for the module's tests, started on the purged queue once the test database exists and
     stopped (SIGTERM, then SIGKILL) before pytest-django drops it. It uses the development settings with email to
     files, the test database and this test process's queue (``tests/handover/worker_settings.py``)."""
+    # Set up before the per-test check of the services (tests/conftest.py), so it checks them itself.
+    if connection.vendor != "postgresql":
+        skip_or_fail("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    require_redis()
     tmp_path = tmp_path_factory.mktemp("worker")
     mail_dir = tmp_path / "mail"
     mail_dir.mkdir()
