@@ -189,6 +189,8 @@ ERROR_DESCRIPTIONS = {
     404: "No such object, or not visible to you (for a list: a page past the end).",
     409: "The move is not allowed from the current state, or a gate blocks it; `code` names the rule.",
     412: "The object changed since you read it (If-Match or `version` did not match).",
+    406: "The `Accept` header asks for a representation the API does not give (it answers JSON).",
+    415: "The body is not `application/json`.",
 }
 
 
@@ -209,7 +211,8 @@ IF_MATCH = OpenApiParameter(
     OpenApiParameter.HEADER,
     description='The ETag you read (for example `"7"`): if the object changed since, the request is refused with '
     "412 and nothing is written. `version` in the body does the same.",
-    pattern=r'^(W/)?"[0-9]{1,9}"$',
+    # As ``expected_version`` reads it: the ETag, weak or not, its bare number, or ``*``.
+    pattern=r'^(\*|(W/)?"[0-9]{1,9}"|[0-9]{1,9})$',
 )
 ETAG = OpenApiParameter(
     "ETag",
@@ -280,6 +283,8 @@ class ApiViewMixin(_ViewBase):
         super().initial(request, *args, **kwargs)
         if request.method in SAFE_METHODS or "If-Match" not in request.headers:
             return
+        if not self._has_handler(request):
+            return  # a method this endpoint does not take: the dispatch answers 405 with Allow, not a 400 on If-Match
         handler = getattr(self, getattr(self, "action", None) or request.method.lower(), None)
         if not getattr(handler, "accepts_version", False):
             raise InvalidInput(
@@ -287,6 +292,10 @@ class ApiViewMixin(_ViewBase):
                 rule="if_match_unsupported",
                 field="If-Match",
             )
+
+    def _has_handler(self, request) -> bool:
+        method = request.method.lower()
+        return method in self.http_method_names and hasattr(self, method)
 
     def filter_queryset(self, queryset):
         # DRF also applies the filter backends to the lookup of a single object, where ``/projects/7/?stage=closed``
@@ -299,7 +308,7 @@ class ApiViewMixin(_ViewBase):
 # -------------------------------------------------------------------------------------------- versions
 
 MAX_VERSION = 2**31 - 1  # versions are PositiveIntegerFields
-_ETAG = re.compile(r'(?:W/)?"([0-9]{1,10})"|([0-9]{1,10})')
+_ETAG = re.compile(r'(?:W/)?"([0-9]{1,9})"|([0-9]{1,9})')  # as IF_MATCH documents it
 
 
 def expected_version(request, body_version: int | None = None) -> int | None:
@@ -355,6 +364,17 @@ class Pagination(PageNumberPagination):
         # Bigger asks are capped; the length check keeps int() away from a string of thousands of digits.
         return self.max_page_size if len(digits) > 3 else min(int(digits), self.max_page_size)
 
+    def get_page_number(self, request, paginator):
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None:
+            return 1
+        digits = raw.strip().lstrip("0")
+        # Django's paginator would answer ``?page=`` or ``?page=x`` with a 404 ("Invalid page") and take "last":
+        # a value that is not a page number is a 400 naming it; a page past the end stays a 404.
+        if not (digits.isascii() and digits.isdigit()):  # also "" and "0"
+            raise serializers.ValidationError({self.page_query_param: ["Give a page number: a whole number from 1."]})
+        return int(digits) if len(digits) <= 18 else 10**18  # past the end all the same; never int() of thousands
+
     def paginate_queryset(self, queryset, request, view=None):
         if view is not None:
             reject_unknown_query_params(request, view, queryset, {self.page_query_param, self.page_size_query_param})
@@ -405,7 +425,7 @@ class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = _StrictBooleanField
 
 
-@extend_schema_field(OpenApiTypes.INT)
+@extend_schema_field({"type": "integer", "minimum": 1})
 class IdFilter(django_filters.NumberFilter):
     """An object's id: a whole number the database can hold. Anything else is a 400; a wider number would overflow
     SQLite's integer and a fraction would be truncated by the lookup."""
@@ -431,13 +451,28 @@ class FilterSet(django_filters.rest_framework.FilterSet):
 
 
 class FilterBackend(DjangoFilterBackend):
-    """django-filter, with ``filterset_fields`` built on the strict ``FilterSet``."""
+    """django-filter, with ``filterset_fields`` built on the strict ``FilterSet``.
+
+    A filter given an empty value (``?kind=``) is refused, naming it: django-filter would silently not filter,
+    returning the whole list to a client that believes it filtered.
+    """
 
     filterset_base = FilterSet
+
+    def filter_queryset(self, request, queryset, view):
+        names = self.query_param_names(view, queryset)
+        empty = sorted(name for name in names if name in request.query_params and _blank(request, name))
+        if empty:
+            raise serializers.ValidationError({name: ["Give a value, or leave the parameter out."] for name in empty})
+        return super().filter_queryset(request, queryset, view)
 
     def query_param_names(self, view, queryset) -> set[str]:
         filterset_class = self.get_filterset_class(view, queryset)
         return set(filterset_class.base_filters) if filterset_class else set()
+
+
+def _blank(request, name: str) -> bool:
+    return any(not value.strip() for value in request.query_params.getlist(name))
 
 
 class SearchFilter(filters.SearchFilter):
@@ -497,3 +532,92 @@ class OrderingFilter(filters.OrderingFilter):
                 "explode": False,
             }
         ]
+
+
+# ------------------------------------------------------------------------------------- schema post-processing
+
+# Python's ``str.strip()`` (which DRF's ``CharField`` applies before checking ``allow_blank``) removes these; JSON
+# Schema's ``\s`` differs, so they are spelled out.
+_WHITESPACE = r"\t\n\u000b\u000c\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NO_NUL = r"^[^\x00]*$"  # DRF refuses NUL characters in every CharField
+NOT_BLANK = rf"^[^\x00]*[^\x00{_WHITESPACE}][^\x00]*$"  # ... and a required text that is only whitespace
+# drf-spectacular's pattern for a DecimalField also matches "" and "-"; DRF refuses those.
+_DECIMAL = re.compile(r"^\^-\?\\d\{0,(\d+)\}\(\?:\\\.\\d\{0,(\d+)\}\)\?\$$")
+# gunicorn refuses a request line longer than its limit (4094 bytes) before the application sees it, with its own
+# small HTML page rather than the API's error shape.
+URI_TOO_LONG = {
+    "description": "The request line (path and query) is longer than 4094 bytes; answered by the web server "
+    "(gunicorn), as a short HTML page, not in the API's error shape.",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+
+
+def postprocess_schema(result, generator, request, public):
+    """Make the schema say what the API does where drf-spectacular cannot know it.
+
+    * Request bodies: every serializer that reads one refuses unknown and read-only fields
+      (``config.api_fields.StrictSerializerMixin``): ``additionalProperties: false``. Text refuses NUL characters,
+      and required text refuses whitespace only (DRF strips it): a ``pattern``. Decimals need a digit.
+    * Responses: the errors every operation can answer besides its own (401 and 403 are documented by each view,
+      429 by ``config.throttling.document_throttling``): 406 for an ``Accept`` it cannot satisfy, 415 for a body
+      that is not JSON, 414 from gunicorn; 400 wherever a parameter or a body can be refused.
+    """
+    schemas = result.get("components", {}).get("schemas", {})
+    for name, component in schemas.items():
+        if name.endswith("Request"):
+            _strict_request(component)
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            _complete_responses(operation)
+            for parameter in operation.get("parameters", []):
+                _strict_query_parameter(parameter)
+    return result
+
+
+def _strict_request(schema: dict) -> None:
+    if schema.get("type") == "object" and "properties" in schema:
+        schema["additionalProperties"] = False
+        for prop in schema["properties"].values():
+            _strict_value(prop)
+    elif schema.get("type") == "array":
+        _strict_value(schema.get("items", {}))
+
+
+def _strict_value(schema: dict) -> None:
+    if schema.get("type") == "string" and "enum" not in schema and not schema.get("readOnly"):
+        decimal = _DECIMAL.match(schema.get("pattern", ""))
+        if decimal:
+            whole, places = decimal.groups()
+            schema["pattern"] = rf"^-?(?:\d{{1,{whole}}}(?:\.\d{{0,{places}}})?|\.\d{{1,{places}}})$"
+        elif "format" not in schema and "pattern" not in schema:
+            schema["pattern"] = NOT_BLANK if schema.get("minLength", 0) >= 1 else NO_NUL
+    elif schema.get("type") in ("object", "array"):
+        _strict_request(schema)
+
+
+def _strict_query_parameter(parameter: dict) -> None:
+    """A filter given an empty value is refused (``FilterBackend``): its string values have at least a character."""
+    schema = parameter.get("schema", {})
+    if parameter.get("in") != "query" or parameter.get("name") in ("search", "ordering"):
+        return
+    if schema.get("type") == "string" and "enum" not in schema and "format" not in schema:
+        schema.setdefault("minLength", 1)
+        schema.setdefault("pattern", NOT_BLANK)
+
+
+def _complete_responses(operation: dict) -> None:
+    responses = operation.setdefault("responses", {})
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+
+    def add(code: int) -> None:
+        responses.setdefault(str(code), {"description": ERROR_DESCRIPTIONS[code], "content": error})
+
+    takes_input = "requestBody" in operation or any(p.get("in") != "path" for p in operation.get("parameters", []))
+    if takes_input:
+        add(400)
+    add(406)
+    if "requestBody" in operation:
+        add(415)
+    responses.setdefault("414", URI_TOO_LONG)

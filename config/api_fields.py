@@ -3,7 +3,7 @@
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib.auth import get_user_model
-from django.core.validators import MaxLengthValidator
+from django.core.validators import MaxLengthValidator, MinLengthValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -95,12 +95,14 @@ class ActiveUserField(IdField):
 
 class BoundedListSerializer(serializers.ListSerializer):
     """``many=True`` with a ``max_length``, which DRF checks before validating any entry; as a validator too, so
-    that the bound reaches the schema (``maxItems``)."""
+    that the bound reaches the schema (``maxItems``, and ``minItems`` when the list may not be empty)."""
 
     max_length: int | None  # set by ``ListSerializer.__init__``; the stubs do not declare it
 
     def get_validators(self):
         validators = super().get_validators()
+        if not self.allow_empty:
+            validators = [*validators, MinLengthValidator(1)]  # documents minItems; DRF refuses [] itself
         if self.max_length is None:
             return validators
         return [*validators, MaxLengthValidator(self.max_length)]
@@ -159,6 +161,17 @@ class StrictSerializerMixin(_SerializerBase):
             unknown = sorted(set(data) - writable)
             if unknown:
                 raise serializers.ValidationError({name: [_unknown_message(name)] for name in unknown})
+            # DRF's CharField takes a number as its text; the schema says a string, and a client sending 5 for a
+            # reason has a bug to learn about.
+            numbers = sorted(
+                name
+                for name, value in data.items()
+                if isinstance(value, int | float)
+                and isinstance(self.fields.get(name), serializers.CharField)
+                and not self.fields[name].read_only
+            )
+            if numbers:
+                raise serializers.ValidationError({name: ["Not a valid string."] for name in numbers})
         return super().to_internal_value(data)
 
 

@@ -310,9 +310,12 @@ SPECTACULAR_SETTINGS = {
     },
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # Every operation may answer 429 with Retry-After (config/throttling.py); the first is drf-spectacular's default.
+    # config.api.postprocess_schema: what the API refuses that drf-spectacular cannot see (unknown fields, NUL
+    # characters, blank text) and the other errors every operation can answer (406, 414, 415).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.throttling.document_throttling",
+        "config.api.postprocess_schema",
     ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

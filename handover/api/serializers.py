@@ -62,7 +62,7 @@ class ReadinessSerializer(serializers.Serializer):
 
 
 class ProjectSummarySerializer(serializers.ModelSerializer):
-    manager = UserSummarySerializer(read_only=True)
+    manager = UserSummarySerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Project
@@ -127,7 +127,7 @@ class TemplateUpdateSerializer(StrictSerializerMixin, serializers.Serializer):
 
 
 class EvidenceSerializer(serializers.ModelSerializer):
-    added_by = UserSummarySerializer(read_only=True)
+    added_by = UserSummarySerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Evidence
@@ -146,11 +146,11 @@ class EvidenceWriteSerializer(StrictSerializerMixin, serializers.Serializer):
 
 
 class ItemSerializer(serializers.ModelSerializer):
-    assignee = UserSummarySerializer(read_only=True)
-    done_by = UserSummarySerializer(read_only=True)
-    verified_by = UserSummarySerializer(read_only=True)
-    waiver_requested_by = UserSummarySerializer(read_only=True)
-    waiver_approved_by = UserSummarySerializer(read_only=True)
+    assignee = UserSummarySerializer(read_only=True, allow_null=True)
+    done_by = UserSummarySerializer(read_only=True, allow_null=True)
+    verified_by = UserSummarySerializer(read_only=True, allow_null=True)
+    waiver_requested_by = UserSummarySerializer(read_only=True, allow_null=True)
+    waiver_approved_by = UserSummarySerializer(read_only=True, allow_null=True)
     waiver_approved = serializers.BooleanField(read_only=True)
     evidence = EvidenceSerializer(many=True, read_only=True)
 
@@ -247,7 +247,7 @@ class JustificationSerializer(StrictSerializerMixin, serializers.Serializer):
 
 
 class CommentSerializer(serializers.ModelSerializer):
-    author = UserSummarySerializer(read_only=True)
+    author = UserSummarySerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Comment
@@ -264,7 +264,7 @@ class CommentWriteSerializer(StrictSerializerMixin, serializers.Serializer):
 
 class ConditionSerializer(serializers.ModelSerializer):
     owner = UserSummarySerializer(read_only=True)
-    met_by = UserSummarySerializer(read_only=True)
+    met_by = UserSummarySerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Condition
@@ -274,7 +274,7 @@ class ConditionSerializer(serializers.ModelSerializer):
 
 class HandoverSerializer(serializers.ModelSerializer):
     project = ProjectSummarySerializer(read_only=True)
-    template = NamedSerializer(read_only=True)
+    template = NamedSerializer(read_only=True, allow_null=True)
     receiving_team = NamedSerializer(read_only=True)
     service = NamedSerializer(read_only=True, allow_null=True)
     operations_owner = UserSummarySerializer(read_only=True)
@@ -375,7 +375,7 @@ class HypercareSerializer(StrictSerializerMixin, serializers.Serializer):
 
 
 class ActivitySerializer(serializers.ModelSerializer):
-    actor = UserSummarySerializer(read_only=True)
+    actor = UserSummarySerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Activity
@@ -460,8 +460,8 @@ class MeSerializer(serializers.Serializer):
 
 class StallFlagSerializer(serializers.ModelSerializer):
     project = serializers.SerializerMethodField()
-    acknowledged_by = UserSummarySerializer(read_only=True)
-    snoozed_by = UserSummarySerializer(read_only=True)
+    acknowledged_by = UserSummarySerializer(read_only=True, allow_null=True)
+    snoozed_by = UserSummarySerializer(read_only=True, allow_null=True)
     is_open = serializers.BooleanField(read_only=True)
 
     class Meta:

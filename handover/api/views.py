@@ -183,6 +183,11 @@ def _visible_handovers(request):
 READINESS_PAIR = ("readiness_risk", "readiness_below")
 
 
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": 1})
+class ShareFilter(django_filters.NumberFilter):
+    """A share from 0 to 1, as the schema says."""
+
+
 class HandoverFilterForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
@@ -211,7 +216,7 @@ class HandoverFilter(FilterSet):
         method="filter_noop",
         label="The risk (or overall) that readiness_below looks at; the two go together",
     )
-    readiness_below = django_filters.NumberFilter(
+    readiness_below = ShareFilter(
         method="filter_readiness_below",
         min_value=0,
         max_value=1,

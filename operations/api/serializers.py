@@ -21,7 +21,7 @@ THRESHOLD_FIELDS = [
 
 
 class TeamSerializer(serializers.ModelSerializer):
-    lead = UserSummarySerializer(read_only=True)
+    lead = UserSummarySerializer(read_only=True, allow_null=True)
     members = UserSummarySerializer(many=True, read_only=True)
 
     class Meta:
@@ -94,7 +94,7 @@ class KpiWriteSerializer(StrictSerializerMixin, KpiSerializer):
 
 
 class KpiReadingSerializer(serializers.ModelSerializer):
-    recorded_by = UserSummarySerializer(read_only=True)
+    recorded_by = UserSummarySerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = KpiReading

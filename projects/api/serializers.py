@@ -15,9 +15,9 @@ class TeamSummarySerializer(serializers.ModelSerializer):
 
 
 class ProjectSerializer(serializers.ModelSerializer):
-    manager = UserSummarySerializer(read_only=True)
+    manager = UserSummarySerializer(read_only=True, allow_null=True)
     members = UserSummarySerializer(many=True, read_only=True)
-    receiving_team = TeamSummarySerializer(read_only=True)
+    receiving_team = TeamSummarySerializer(read_only=True, allow_null=True)
 
     class Meta:
         model = Project
@@ -91,7 +91,10 @@ class TransitionSerializer(StrictSerializerMixin, serializers.Serializer):
 
 
 class ProjectEventSerializer(serializers.ModelSerializer):
-    actor = UserSummarySerializer(read_only=True)
+    actor = UserSummarySerializer(read_only=True, allow_null=True)
+    # Blank for events that are not stage moves (an edit of the project's fields).
+    from_stage = serializers.ChoiceField(choices=Stage.choices, allow_blank=True, read_only=True)
+    to_stage = serializers.ChoiceField(choices=Stage.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = ProjectEvent

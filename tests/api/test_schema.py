@@ -67,7 +67,7 @@ def test_every_post_action_documents_its_errors(schema):
         assert responses & {"400", "409"}, f"{path}: {sorted(responses)}"
         if "{" in path:
             assert "404" in responses, f"{path}: {sorted(responses)}"
-        for code in responses - {"200", "201"}:
+        for code in responses - {"200", "201", "414"}:  # 414 is gunicorn's own page (see below)
             assert _ref(op["responses"][code]["content"]) == ERROR_REF, f"{path} {code}"
 
 
@@ -199,3 +199,55 @@ def test_the_browsable_api_renders_lists_objects_and_nested_lists():
         assert response["Content-Type"].startswith("text/html"), path
     refused = client.get("/api/v1/handovers/?stauts=submitted", HTTP_ACCEPT="text/html")
     assert refused.status_code == 400
+
+
+def test_every_operation_documents_throttling_and_the_servers_limits(schema):
+    """429 with Retry-After, 406 for an Accept it cannot satisfy, 415 where there is a body, gunicorn's 414."""
+    for path, method, op in _operations(schema):
+        responses = op["responses"]
+        assert "Retry-After" in responses["429"]["headers"], f"{method} {path}"
+        assert _ref(responses["406"]["content"]) == ERROR_REF, f"{method} {path}"
+        assert "text/html" in responses["414"]["content"], f"{method} {path}"
+        assert ("415" in responses) == ("requestBody" in op), f"{method} {path}"
+        if "requestBody" in op or any(p["in"] == "query" for p in op.get("parameters", [])):
+            assert "400" in responses, f"{method} {path}"
+
+
+def test_request_bodies_refuse_unknown_fields_and_nul_characters(schema):
+    """What StrictSerializerMixin and DRF's CharField refuse, the schema forbids: unknown fields, NUL, blank text."""
+    requests = {name: c for name, c in schema["components"]["schemas"].items() if name.endswith("Request")}
+    assert len(requests) > 30
+    for name, component in requests.items():
+        assert component["additionalProperties"] is False, name
+        for field_name, prop in component["properties"].items():
+            if prop.get("type") == "string" and "enum" not in prop and "format" not in prop:
+                assert re.search(r"\^\[\^\\x00\]|A-Za-z0-9|a-zA-Z0-9|\\d", prop["pattern"]), (name, field_name)
+    reason = schema["components"]["schemas"]["ReasonRequest"]["properties"]["reason"]
+    assert not re.match(reason["pattern"], " \t")
+    assert not re.match(reason["pattern"], "a\x00b")
+    assert re.match(reason["pattern"], " Vendor left ")
+    target = schema["components"]["schemas"]["KpiWriteRequest"]["properties"]["target"]
+    assert not re.match(target["pattern"], "")
+    assert re.match(target["pattern"], "-12.5")
+
+
+def test_nested_objects_of_nullable_relations_are_nullable():
+    """met_by, receiving_team, a stage...: what can be null in the database is null in the schema."""
+    import importlib
+    import inspect
+
+    from rest_framework import serializers
+
+    missing = []
+    for module_name in ("projects.api.serializers", "operations.api.serializers", "handover.api.serializers"):
+        module = importlib.import_module(module_name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if not issubclass(cls, serializers.ModelSerializer) or cls.__module__ != module_name:
+                continue
+            for name, field in cls().fields.items():
+                if not isinstance(field, serializers.Serializer | serializers.RelatedField):
+                    continue
+                model_field = next((f for f in cls.Meta.model._meta.fields if f.name == field.source), None)
+                if model_field is not None and model_field.null and not field.allow_null:
+                    missing.append(f"{cls.__name__}.{name}")
+    assert missing == []

@@ -1,27 +1,40 @@
-"""Property-based tests of the whole API against its own OpenAPI schema (schemathesis).
+"""Property-based tests of the whole API against its own OpenAPI schema (schemathesis), with every check.
 
 The schema is loaded from the WSGI application, as a client would fetch it, and every operation is called with
-cases generated from it (valid ones, and invalid ones that the API must refuse). Each response must not be a server
-error and must have a status code the schema documents for that operation. Failures of all operations are
-collected, so that one run shows every finding.
+cases generated from it, as ``schemathesis run --checks all`` would: the coverage phase (boundary values, each
+parameter and field missing or of the wrong type, methods the schema does not declare) and the fuzzing phase, each
+with valid (positive) and invalid (negative) data. Every response goes through every check schemathesis has: no
+server error; a status code, content type, headers and body the schema documents; invalid data refused and valid
+data accepted; 405 with ``Allow`` for an undeclared method; ... Failures of all operations are collected, so that
+one run shows every finding.
 
-Two passes, each with its own API token:
+Three passes, as the people who use the API:
 
-* an administrator, who may do everything, so that valid cases get as far as the rules: the database holds
-  handovers in every state an action starts from (ready to submit, submitted and verified, accepted, in hypercare,
-  half done), items in every state, open conditions and stall flags, webhooks with deliveries; and the cases aimed
-  at an object are aimed at the ones the action can succeed on. DELETEs run last, so that the objects they remove
-  served every other operation first.
-* a viewer (signed in, no role), fewer cases: what they may not do must be refused (403), and what is confidential
-  must not exist for them (404), in the documented shape.
+* the project manager of every seeded project but one, and
+* the operations owner of their handovers, each with their own token, so that valid cases get as far as the rules:
+  the database holds handovers in every state an action starts from (ready to submit, submitted and verified,
+  accepted, in hypercare, half done), items in every state, open conditions and stall flags, webhooks with
+  deliveries; the cases aimed at an object are aimed at the ones the action can succeed on. A confidential project
+  of someone else's does not exist for them. DELETEs run last, so that the objects they remove served every other
+  operation first.
+* anonymously: everything is 401 in the documented shape (and an undeclared method too: authentication comes
+  first).
+
+Valid data refused with 400 is a failure unless the refusal is one no schema can express, listed in
+``SEMANTIC_REFUSALS`` (an id that names nothing, a name already taken, a date that must be in the future...).
 
 The WSGI calls run in the test's thread, on the test's connection. The test is not wrapped in a transaction
 (``transaction=True``), so that a database error in one request cannot poison the requests after it, and sequences
-restart, so that the seeded rows have the small ids that generated cases hit too.
+restart, so that the seeded rows have the small ids that generated cases hit too. Under ``CI=true`` the run goes
+deeper (more coverage cases per operation).
 """
 
 import datetime as dt
+import itertools
+import json
 import logging
+import os
+import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -33,9 +46,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
-from schemathesis.errors import FailureGroup
-from schemathesis.specs.openapi.checks import status_code_conformance
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from handover import services as hs
 from handover.choices import (
@@ -63,12 +75,25 @@ from projects import services as ps
 from projects.choices import Stage
 from tests.factories import AdminFactory, ProjectFactory, ServiceFactory, TeamFactory, TemplateFactory, UserFactory
 
-# Examples per operation and generation mode. Some 80 operations give well over the 500 cases the suite promises,
-# in about a minute on a small machine.
-ADMIN = {GenerationMode.POSITIVE: 6, GenerationMode.NEGATIVE: 2}
-VIEWER = {GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}
-MIN_CASES = 500
-CHECKS = [not_a_server_error, status_code_conformance]
+DEEP = os.environ.get("CI") == "true"
+MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Cases per operation: the first ``coverage`` cases of the coverage phase (all of those for an undeclared
+    method), and ``fuzz`` drawn cases per generation mode."""
+
+    coverage: int
+    fuzz: dict[GenerationMode, int]
+
+
+PERSONAS = {
+    "manager": Budget(coverage=30 if DEEP else 4, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
+    "owner": Budget(coverage=15 if DEEP else 3, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
+    None: Budget(coverage=5 if DEEP else 2, fuzz={GenerationMode.POSITIVE: 1, GenerationMode.NEGATIVE: 1}),
+}
+MIN_CASES = 1000
 HYPOTHESIS = settings(
     deadline=None,
     derandomize=True,
@@ -78,23 +103,63 @@ HYPOTHESIS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large],
 )
 
+# Valid data the API refuses for reasons the schema cannot state: what exists in the database, what is taken, the
+# present moment, or two fields that must agree. Anything else refused with 400 is a gap in the schema.
+SEMANTIC_REFUSALS = re.compile(
+    "|".join(
+        (
+            r"object does not exist",  # a body naming an id of nothing (or of something confidential)
+            r"Select a valid choice",  # a filter naming an id of nothing: 400 as documented on the parameter
+            r"already exists|is taken|exists; edit it",  # unique names and codes
+            r"must be in the future|must not be in the past|after|before",  # dates against today or each other
+            r"Give a link or a note as evidence",  # evidence: a link or a note, at least one
+            r"If-Match and version name different versions",  # the version twice, differently
+            r"go together",  # readiness_risk with readiness_below
+            r"Enter a valid URL",  # Django's URL rules are stricter than the format uri (label lengths, ...)
+        )
+    )
+)
+
+
+# Refusals that are about the input's form, which the schema must state; any other ``code`` names a rule of the
+# domain (``snooze_in_past``, ``reason_required``: a reason is needed to reopen done work, ...).
+FORM_CODES = {"invalid", "invalid_field", "parse_error", "invalid_if_match", "if_match_unsupported"}
+
+
+def _semantic_refusal(response) -> bool:
+    try:
+        error = json.loads(response.content)["error"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    if error["code"] not in FORM_CODES:
+        return True
+    messages = [m for messages in error["fields"].values() for m in messages] or [error["message"]]
+    return all(SEMANTIC_REFUSALS.search(message) for message in messages)
+
+
+def valid_data_accepted(ctx, response, case):
+    """schemathesis' ``positive_data_acceptance``, less the refusals in ``SEMANTIC_REFUSALS``; a 412 (the version
+    read is not the current one) depends on the state, as a 409 does."""
+    try:
+        return positive_data_acceptance(ctx, response, case)
+    except AssertionError:
+        if response.status_code == 412 or (response.status_code == 400 and _semantic_refusal(response)):
+            return None
+        raise
+
 
 @dataclass
 class Seeded:
     """What the cases are aimed at: for each resource, and for some actions, the ids worth calling it on."""
 
-    admin_token: str = ""
-    viewer_token: str = ""
+    tokens: dict[str, str] = field(default_factory=dict)
     by_resource: dict[str, list[int]] = field(default_factory=dict)
     by_action: dict[str, list[int]] = field(default_factory=dict)
-    for_viewer: dict[str, list[int]] = field(default_factory=dict)
 
-    def targets(self, path: str, *, viewer: bool) -> list[int]:
+    def targets(self, path: str) -> list[int]:
         parts = path.strip("/").split("/")  # api, v1, resource, {id}[, action]
         resource = parts[2]
         action = parts[4] if len(parts) > 4 else ""
-        if viewer and resource in self.for_viewer:
-            return self.for_viewer[resource]
         return self.by_action.get(f"{resource} {action}") or self.by_resource.get(resource, [])
 
 
@@ -106,7 +171,6 @@ def _seed() -> Seeded:
     """Two teams; five projects, one confidential; handovers in every state an action starts from; items in every
     state; a condition, stall flags with notifications, KPIs with readings, webhooks with deliveries."""
     admin = AdminFactory(username="fuzz-admin")
-    viewer = UserFactory(username="viewer")
     manager, member, lead, owner = (UserFactory(username=n) for n in ("pm", "dev", "lead", "owner"))
     team = TeamFactory(name="Service desk", lead=lead, members=[owner])
     TeamFactory(name="Network")
@@ -160,9 +224,16 @@ def _seed() -> Seeded:
     hs.item_complete(item=o2, by=lead, evidence_url="https://wiki.example.com/on-call")
     hs.comment_add(handover=half, by=member, body="Runbook draft is on the wiki.")
     cancellable = planned("CANCEL-1")
-    secret = planned("SECRET-1", confidential=True)  # for the viewer, this does not exist
+    # Confidential, and the manager and owner of it are others: for the personas, this does not exist.
+    other_pm, other_owner = UserFactory(username="other-pm"), UserFactory(username="other-owner")
+    team.members.add(other_owner)
+    secret_project = ProjectFactory(code="SECRET-1", manager=other_pm, receiving_team=team, confidential=True)
+    ps.project_transition(project=secret_project, to=Stage.PLANNING, by=other_pm)
+    secret = hs.handover_create(
+        project=secret_project, template=template, operations_owner=other_owner, target_date=target, by=other_pm
+    )
 
-    # Stall flags on the half-done and the confidential handover, in the administrator's inbox.
+    # Stall flags on the half-done and the confidential handover, in the personas' inboxes.
     now = timezone.now()
     flags = [
         StallFlag.objects.create(handover=h, rule=StallRule.IDLE, opened_at=now, detail={"days": 8})
@@ -180,7 +251,7 @@ def _seed() -> Seeded:
             created_at=now,
         )
         for flag in flags
-        for recipient in (admin, viewer)
+        for recipient in (manager, owner)
     )
     # Webhooks, each with deliveries in its log.
     hooks = [
@@ -202,14 +273,14 @@ def _seed() -> Seeded:
         for hook in hooks
     )
 
-    _, admin_token = tokens.token_create(by=admin, name="schemathesis")
-    _, viewer_token = tokens.token_create(by=viewer, name="schemathesis viewer")
-    tokens.token_create(by=admin, name="spare")  # something for DELETE tokens/{id}/ to revoke
+    personas = {"manager": manager, "owner": owner}
+    secrets = {name: tokens.token_create(by=user, name=f"schemathesis {name}")[1] for name, user in personas.items()}
+    for user in personas.values():
+        tokens.token_create(by=user, name="spare")  # something for DELETE tokens/{id}/ to revoke
     secret_item = ChecklistItem.objects.filter(handover=secret).order_by("pk").first()
     handovers = [ready, *submitted, accepted, hypercare, half, cancellable, secret]
     return Seeded(
-        admin_token=admin_token,
-        viewer_token=viewer_token,
+        tokens=secrets,
         by_resource={
             "projects": [h.project_id for h in handovers],
             "handovers": [h.pk for h in handovers],
@@ -245,66 +316,93 @@ def _seed() -> Seeded:
             "items reopen": [o2.pk],
             "projects transition": [half.project_id, cancellable.project_id],
         },
-        # The viewer: one object they may see and one that, being confidential, does not exist for them.
-        for_viewer={
-            "projects": [half.project_id, secret.project_id],
-            "handovers": [half.pk, secret.pk],
-            "items": [p0.pk, secret_item.pk],
-            "stalls": [f.pk for f in flags],
-            "notifications": _ids(Notification.objects.filter(recipient__username="viewer")),
-        },
     )
 
 
-def _strategy(operation, mode, seeded: Seeded, *, viewer: bool):
+def _aimed(operation, seeded: Seeded) -> list[int]:
+    return seeded.targets(operation.path) if "{id}" in operation.path else []
+
+
+def _strategy(operation, mode, seeded: Seeded):
     """Cases for ``operation``; where it acts on one object, mostly cases aimed at the objects it can act on."""
     strategy = operation.as_strategy(generation_mode=mode)
-    if "{id}" not in operation.path:
-        return strategy
     aimed = [
-        operation.as_strategy(generation_mode=mode, path_parameters={"id": pk})
-        for pk in seeded.targets(operation.path, viewer=viewer)
+        operation.as_strategy(generation_mode=mode, path_parameters={"id": pk}) for pk in _aimed(operation, seeded)
     ]
-    return st.one_of(*aimed, strategy)
+    return st.one_of(*aimed, strategy) if aimed else strategy
 
 
-def _fuzz(operation, mode, examples: int, answered: list[int], *, seeded: Seeded, viewer: bool) -> None:
-    """Call ``operation`` with the cases generated in ``mode``, checking each response; collect the status codes."""
-    headers = {"Authorization": f"Bearer {seeded.viewer_token if viewer else seeded.admin_token}"}
+def _coverage_cases(schema, operation, seeded: Seeded, limit: int):
+    """The coverage phase's cases, the first ``limit`` of them (every undeclared method among them), aimed at the
+    seeded objects where they do not vary the id itself."""
+    config = schema.config.generation_for(operation=operation, phase="coverage")
+    cases = schema.iter_coverage_cases(operation, generation_modes=list(MODES), generation_config=config)
+    targets = itertools.cycle(_aimed(operation, seeded) or [None])
+    taken = 0
+    for case in cases:
+        scenario = str(getattr(case.meta.phase.data, "scenario", ""))
+        undeclared_method = "unspecified_http_method" in scenario.lower()
+        if taken >= limit and not undeclared_method:
+            continue
+        taken += not undeclared_method
+        target = next(targets)
+        varies_id = "path" in str(getattr(case.meta.phase.data, "parameter_location", "")).lower()
+        if target is not None and not varies_id:
+            case.path_parameters = {**(case.path_parameters or {}), "id": target}
+        yield case
 
-    @settings(HYPOTHESIS, max_examples=examples)
-    @given(case=_strategy(operation, mode, seeded, viewer=viewer))
-    def run(case):
-        # The fuzzer may revoke any token, its own included (DELETE /tokens/{id}/): keep both usable.
+
+class Pass:
+    """One persona's run: the status codes each operation answered, and every failure."""
+
+    def __init__(self, schema, seeded: Seeded, persona: str | None):
+        self.schema, self.seeded, self.persona = schema, seeded, persona
+        self.headers = {"Authorization": f"Bearer {seeded.tokens[persona]}"} if persona else {}
+        self.answered: dict[str, list[int]] = defaultdict(list)
+        self.failures: list[str] = []
+
+    def call(self, case) -> None:
+        # The fuzzer may revoke any token, its own included (DELETE /tokens/{id}/): keep them usable.
         ApiToken.objects.filter(name__startswith="schemathesis").update(revoked_at=None)
-        answered.append(case.call_and_validate(headers=headers, checks=CHECKS).status_code)
+        response = case.call_and_validate(
+            headers=self.headers, excluded_checks=[positive_data_acceptance], additional_checks=[valid_data_accepted]
+        )
+        self.answered[case.operation.label].append(response.status_code)
 
-    run()
+    def run(self, budget: Budget) -> None:
+        operations = [result.ok() for result in self.schema.get_all_operations()]
+        # DELETEs last: the webhook and token they remove served every other operation first.
+        operations.sort(key=lambda operation: operation.method.upper() == "DELETE")
+        for operation in operations:
+            for case in _coverage_cases(self.schema, operation, self.seeded, budget.coverage):
+                self._collect(operation, "coverage", self.call, case)
+            for mode, count in budget.fuzz.items():
+                self._collect(operation, mode.value, self._fuzz, operation, mode, count)
 
+    def _fuzz(self, operation, mode, examples: int) -> None:
+        @settings(HYPOTHESIS, max_examples=examples)
+        @given(case=_strategy(operation, mode, self.seeded))
+        def run(case):
+            self.call(case)
 
-def _run_pass(schema, examples: dict, *, seeded: Seeded, viewer: bool) -> tuple[dict[str, list[int]], list[str]]:
-    answered: dict[str, list[int]] = defaultdict(list)
-    failures: list[str] = []
-    operations = [result.ok() for result in schema.get_all_operations()]
-    # DELETEs last: the webhook and token they remove served every other operation first.
-    operations.sort(key=lambda operation: operation.method.upper() == "DELETE")
-    for operation in operations:
-        for mode, count in examples.items():
-            try:
-                _fuzz(operation, mode, count, answered[operation.label], seeded=seeded, viewer=viewer)
-            except Unsatisfiable:
-                continue  # nothing invalid to generate (an operation without parameters or body)
-            except (Exception, FailureGroup) as error:  # collect every operation's failure, then report them all
-                failures.append(f"{operation.label} [{mode.value}]:\n{error}")
-    return answered, failures
+        run()
 
+    def _collect(self, operation, phase: str, function, *args) -> None:
+        try:
+            function(*args)
+        except Unsatisfiable:
+            pass  # nothing invalid to generate (an operation without parameters or body)
+        except (Exception, FailureGroup) as error:  # collect every operation's failure, then report them all
+            self.failures.append(f"as {self.persona or 'anonymous'}: {operation.label} [{phase}]:\n{error}")
 
-def _report(name: str, answered: dict[str, list[int]], started: float) -> int:
-    cases = sum(len(codes) for codes in answered.values())
-    print(f"schemathesis {name}: {cases} cases over {len(answered)} operations in {time.monotonic() - started:.1f}s")
-    for label, codes in sorted(answered.items()):
-        print("STATUS", name, label, sorted(set(codes)))
-    return cases
+    def report(self, started: float) -> int:
+        cases = sum(len(codes) for codes in self.answered.values())
+        name = self.persona or "anonymous"
+        elapsed = time.monotonic() - started
+        print(f"schemathesis {name}: {cases} cases over {len(self.answered)} operations in {elapsed:.1f}s")
+        for label, codes in sorted(self.answered.items()):
+            print("STATUS", name, label, sorted(set(codes)))
+        return cases
 
 
 @pytest.mark.django_db(transaction=True, reset_sequences=True)
@@ -312,35 +410,40 @@ def test_api_conforms_to_its_schema_under_generated_requests(caplog):
     from config.wsgi import application
 
     # After the import: setting Django up applies its logging configuration, which resets this logger's level.
-    caplog.set_level(logging.ERROR, logger="django.request")  # the expected 4xx would flood the output
+    caplog.set_level(logging.CRITICAL, logger="django.request")  # the expected 4xx would flood the output
 
     seeded = _seed()
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 
-    started = time.monotonic()
-    admin, admin_failures = _run_pass(schema, ADMIN, seeded=seeded, viewer=False)
-    admin_cases = _report("admin", admin, started)
-    started = time.monotonic()
-    viewer, viewer_failures = _run_pass(schema, VIEWER, seeded=seeded, viewer=True)
-    viewer_cases = _report("viewer", viewer, started)
+    passes = {}
+    for persona, budget in PERSONAS.items():
+        started = time.monotonic()
+        passes[persona] = Pass(schema, seeded, persona)
+        passes[persona].run(budget)
+        passes[persona].report(started)
 
-    failures = admin_failures + [f"as a viewer: {failure}" for failure in viewer_failures]
+    failures = [failure for run in passes.values() for failure in run.failures]
     assert not failures, f"{len(failures)} operations failed:\n\n" + "\n\n".join(failures)
-    assert admin_cases + viewer_cases >= MIN_CASES
-    assert len(admin) >= 79
+    manager, owner, anonymous = (passes[persona].answered for persona in PERSONAS)
+    assert sum(len(codes) for run in passes.values() for codes in run.answered.values()) >= MIN_CASES
+    assert len(manager) >= 79
     # Not a vacuous pass: the tokens held throughout, and every collection was actually read.
-    assert not [label for label, codes in {**admin, **viewer}.items() if 401 in codes]
-    lists = [label for label in admin if label.startswith("GET ") and "{" not in label]
+    assert not [label for label, codes in {**manager, **owner}.items() if codes == [401] * len(codes)]
+    lists = [label for label in manager if label.startswith("GET ") and "{" not in label]
     assert len(lists) >= 12
-    assert not [label for label in lists if 200 not in admin[label]]
-    # The administrator's valid cases get past the rules: creates and moves succeed, not only refusals.
-    succeeded = {label for label, codes in admin.items() if any(200 <= code < 300 for code in codes)}
+    assert not [label for label in lists if 200 not in manager[label] and "webhooks" not in label]
+    # Valid cases get past the rules: creates and moves succeed, not only refusals.
+    succeeded = {
+        label for run in (manager, owner) for label, codes in run.items() if any(200 <= c < 300 for c in codes)
+    }
     writes = {label for label in succeeded if not label.startswith("GET ")}
-    assert {"POST /api/v1/projects/", "POST /api/v1/teams/", "POST /api/v1/tokens/"} <= writes, sorted(writes)
+    assert {"POST /api/v1/projects/", "POST /api/v1/tokens/"} <= writes, sorted(writes)
     assert len([label for label in writes if label.startswith("POST /api/v1/handovers/{id}/")]) >= 3, sorted(writes)
     assert len([label for label in writes if label.startswith("POST /api/v1/items/{id}/")]) >= 3, sorted(writes)
-    assert "GET /api/v1/webhooks/{id}/deliveries/" in succeeded
-    # The viewer is refused what needs a role, and does not see what is confidential.
-    assert any(403 in codes for codes in viewer.values())
-    assert 404 in viewer["GET /api/v1/handovers/{id}/"]
-    assert 404 in viewer["GET /api/v1/projects/{id}/"]
+    # What needs another role is refused, and what is someone else's confidential project does not exist.
+    assert 403 in manager["POST /api/v1/teams/"]
+    assert 404 in owner["GET /api/v1/handovers/{id}/"]
+    assert 404 in manager["GET /api/v1/projects/{id}/"]
+    # Anonymously, nothing but 401 (and 404 for a path that names no endpoint, such as an id that is not a number).
+    assert {code for codes in anonymous.values() for code in codes} == {401, 404}
+    assert all(401 in codes for codes in anonymous.values())
