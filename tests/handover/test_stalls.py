@@ -1830,6 +1830,7 @@ def test_two_passes_at_once_still_make_one_episode_each(world, clock, admin_user
         assert notified(flag) == each_channel(*case.recipients)
         assert event_types(handover=case.handover) == {"stall.opened": 1}
     assert WebhookDelivery.objects.count() == 3
+    assert sorted(DetectionRun.objects.values_list("opened", flat=True)) == [0, 3]
 
 
 # ----------------------------------------------------------------------------------------- who may hear
