@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -64,6 +65,9 @@ def _demo_data(django_db_setup, django_db_blocker):
         Group.objects.create(name="Auditors")
         detect_stalls()  # flags, notifications, events and deliveries
         outbox_sweep.sweep()  # the sweep's bookkeeping row
+        # The sign-in records (django-axes): a failed sign-in and a successful one.
+        Client().post(reverse("login"), {"username": "mallory", "password": "a guess"})
+        Client().post(reverse("login"), {"username": "admin", "password": "handover-demo"})
         yield
 
 
