@@ -128,6 +128,14 @@ class AuthFailureThrottle(CacheRateThrottle):
             return None
         return self.wait()
 
+    def wait(self) -> float:
+        """Until the failure that fills the window leaves it. Concurrent failures can each be recorded after the
+        check, so the window may hold more than the rate: DRF's own ``wait`` then answers None ("no wait"), which
+        here would let every further guess through."""
+        newest_first = self.history
+        filling = newest_first[min(self.num_requests, len(newest_first)) - 1] if newest_first else self.now
+        return max(1.0, self.duration - (self.now - filling))
+
     def throttle_success(self) -> bool:
         # Checking is not a failure: nothing is recorded until ``record_failure``.
         return True

@@ -140,6 +140,35 @@ def test_failed_token_authentication_is_throttled_per_address(rates, clock, db):
     assert token_client(valid, **here).get(ME).status_code == 200
 
 
+def test_failures_recorded_beyond_the_rate_keep_the_address_refused(rates, clock, db):
+    """GIVEN a rate of 3 failed authentications a minute and five failures recorded from one address (concurrent
+    requests can each pass the check before any is recorded) WHEN it tries again, and again after another failure
+    THEN it is refused each time until the third newest failure has left the window; AND a rate lowered below the
+    count already recorded refuses too."""
+    from config.throttling import AuthFailureThrottle
+
+    rates(auth_failure="3/minute")
+    _, valid = tokens.token_create(by=UserFactory(), name="valid")
+    here = {"REMOTE_ADDR": "10.3.0.1"}
+    request = token_client(valid, **here).get(ME).wsgi_request
+    throttle = AuthFailureThrottle()
+    for _ in range(5):
+        clock.shift(dt.timedelta(seconds=1))
+        throttle.record_failure(request)
+
+    assert_throttled(token_client(valid, **here).get(ME), retry_after=58)  # the third newest, 2 s ago
+    throttle.record_failure(request)
+    assert_throttled(token_client(valid, **here).get(ME), retry_after=59)
+    clock.shift(dt.timedelta(seconds=59))
+    assert token_client(valid, **here).get(ME).status_code == 200
+
+    rates(auth_failure="3/minute")
+    for _ in range(3):
+        throttle.record_failure(request)
+    rates(auth_failure="1/minute")
+    assert token_client(valid, **here).get(ME).status_code == 429
+
+
 def test_a_valid_token_does_not_count_as_a_failure(rates, db):
     rates(auth_failure="1/minute")
     _, valid = tokens.token_create(by=UserFactory(), name="valid")
