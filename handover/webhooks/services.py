@@ -238,7 +238,6 @@ def _clean_events(events) -> list[str]:
     return sorted(set(events))
 
 
-@transaction.atomic
 def webhook_create(
     *,
     by,
@@ -261,25 +260,34 @@ def webhook_create(
         secret="whsec_" + base64.b64encode(secrets.token_bytes(24)).decode(),
     )
     clean_or_raise(subscription, exclude=["owner"])
+    # The guard resolves the host: before the transaction, so that no lock waits on DNS.
     _require_allowed_url(subscription.url)
-    subscription.save()
-    admin_event(
-        AdminEventKind.WEBHOOK_CREATED,
-        by=by,
-        subject=subscription.url,
-        object_id=subscription.pk,
-        changes={
-            "events": subscription.events,
-            "is_active": subscription.is_active,
-            "include_confidential": subscription.include_confidential,
-        },
-    )
+    with transaction.atomic():
+        subscription.save()
+        admin_event(
+            AdminEventKind.WEBHOOK_CREATED,
+            by=by,
+            subject=subscription.url,
+            object_id=subscription.pk,
+            changes={
+                "events": subscription.events,
+                "is_active": subscription.is_active,
+                "include_confidential": subscription.include_confidential,
+            },
+        )
     return subscription
 
 
-@transaction.atomic
 def webhook_update(*, subscription: WebhookSubscription, by, **changes) -> WebhookSubscription:
     _require_admin(by)
+    if "url" in changes and changes["url"] != subscription.url:
+        # The guard resolves the host: before the transaction, so that no lock waits on DNS.
+        _require_allowed_url(str(changes["url"]))
+    with transaction.atomic():
+        return _webhook_update(subscription=subscription, by=by, changes=changes)
+
+
+def _webhook_update(*, subscription: WebhookSubscription, by, changes: dict[str, Any]) -> WebhookSubscription:
     subscription = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
     if "events" in changes:
         changes["events"] = _clean_events(changes["events"])
@@ -287,8 +295,6 @@ def webhook_update(*, subscription: WebhookSubscription, by, **changes) -> Webho
     if not diff:
         return subscription
     clean_or_raise(subscription, exclude=["owner"])
-    if "url" in diff:
-        _require_allowed_url(subscription.url)
     subscription.save()
     admin_event(
         AdminEventKind.WEBHOOK_UPDATED, by=by, subject=subscription.url, object_id=subscription.pk, changes=diff
