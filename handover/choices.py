@@ -165,7 +165,8 @@ class DeliveryStatus(models.TextChoices):
     pending → sending (claimed by one task, compare-and-set) → sent | pending (retry later) | failed (gave up).
     A row stuck in sending (its worker died) counts as a failed attempt when the sweep frees it. A notification
     whose stall flag resolved before it went out is cancelled (pending → cancelled): it no longer has anything true
-    to say.
+    to say; so is a webhook delivery whose subscription was switched off, or no longer takes confidential projects'
+    events, before it went out.
     """
 
     PENDING = "pending", "Pending"

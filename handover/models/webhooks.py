@@ -20,6 +20,8 @@ class Event(models.Model):
     dedupe_key = models.CharField(max_length=120, unique=True, null=True, blank=True)
     handover = models.ForeignKey(Handover, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     payload = models.JSONField()
+    # About a confidential project: delivered only to subscriptions that opted in, checked again at each attempt.
+    confidential = models.BooleanField(default=False)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import CharField, Exists, OuterRef, Value
+from django.db.models import CharField, Exists, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 from django.utils import timezone
@@ -105,9 +105,10 @@ def emit_many(
             dedupe_key=key,
             handover_id=handover_id,
             payload={"type": str(event_type), "timestamp": now.isoformat(), "data": data},
+            confidential=confidential,
             created_at=now,
         )
-        for data, handover_id, key, _ in items
+        for data, handover_id, key, confidential in items
     ]
     confidential = {id(event) for event, item in zip(events, items, strict=True) if item[3]}
     confidential_keys = {item[2] for item in items if item[3] and item[2]}
@@ -189,6 +190,13 @@ def deliver_webhook(delivery_id: int, *, now: datetime | None = None) -> bool:
     "sending". A 3xx is never followed: it would re-send a signed payload to wherever the receiver points.
     """
     now = now or timezone.now()
+    # What the subscription no longer wants is not sent: switched off, or no longer opted in to confidential
+    # projects, since the delivery was recorded (or before an upgrade that introduced the opt-in).
+    unwanted = Q(subscription__is_active=False) | Q(event__confidential=True, subscription__include_confidential=False)
+    if WebhookDelivery.objects.filter(unwanted, pk=delivery_id, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.CANCELLED, last_error="The subscription no longer takes this event."
+    ):
+        return False
     if not claim(WebhookDelivery, delivery_id, now):
         return False
     delivery = WebhookDelivery.objects.select_related("event", "subscription").get(pk=delivery_id)

@@ -320,3 +320,27 @@ def test_the_admin_form_sets_the_opt_in(client, admin_user):
 
 def test_a_subscription_made_without_saying_does_not_receive_confidential_events(admin_user):
     assert webhooks.webhook_create(by=admin_user, url="https://hooks.example.com/in").include_confidential is False
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"include_confidential": False}, "no longer takes"), ({"is_active": False}, "no longer takes")],
+    ids=["opt-in withdrawn", "switched off"],
+)
+def test_a_delivery_the_subscription_no_longer_wants_is_cancelled_before_any_connection(
+    confidential, admin_user, handover, network, change, reason
+):
+    """GIVEN a confidential project's event waiting for delivery to a subscription that opted in WHEN an
+    administrator withdraws the opt-in (or switches the subscription off) before it goes out THEN the delivery is
+    cancelled at its next attempt, without a connection."""
+    subscription = webhooks.webhook_create(by=admin_user, url="https://hooks.example.com/all", include_confidential=True)
+    delivery = emit_one(handover)
+    assert delivery.event.confidential
+
+    webhooks.webhook_update(subscription=subscription, by=admin_user, **change)
+
+    assert webhooks.deliver_webhook(delivery.pk) is False
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (DeliveryStatus.CANCELLED, 0)
+    assert reason in delivery.last_error
+    assert network.connects == []
