@@ -132,9 +132,11 @@ class AuthFailureThrottle(CacheRateThrottle):
         """Until the failure that fills the window leaves it. Concurrent failures can each be recorded after the
         check, so the window may hold more than the rate: DRF's own ``wait`` then answers None ("no wait"), which
         here would let every further guess through."""
+        num_requests, duration = self.parse_rate(self.rate)
+        assert num_requests is not None and duration is not None  # refusing, so there is a rate
         newest_first = self.history
-        filling = newest_first[min(self.num_requests, len(newest_first)) - 1] if newest_first else self.now
-        return max(1.0, self.duration - (self.now - filling))
+        filling = newest_first[min(num_requests, len(newest_first)) - 1] if newest_first else self.now
+        return max(1.0, duration - (self.now - filling))
 
     def throttle_success(self) -> bool:
         # Checking is not a failure: nothing is recorded until ``record_failure``.

@@ -14,9 +14,9 @@ def mark_confidential_events(apps, schema_editor):
     Event.objects.filter(handover__project__confidential=True).update(confidential=True)
     confidential_ids = list(Project.objects.filter(confidential=True).values_list("pk", flat=True))
     if confidential_ids:
-        Event.objects.filter(
-            type="project.stage_changed", payload__data__project__id__in=confidential_ids
-        ).update(confidential=True)
+        Event.objects.filter(type="project.stage_changed", payload__data__project__id__in=confidential_ids).update(
+            confidential=True
+        )
     WebhookDelivery.objects.filter(
         status="pending", event__confidential=True, subscription__include_confidential=False
     ).update(status="cancelled", last_error="The subscription did not opt in to confidential projects.")

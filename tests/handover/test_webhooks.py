@@ -333,7 +333,9 @@ def test_a_delivery_the_subscription_no_longer_wants_is_cancelled_before_any_con
     """GIVEN a confidential project's event waiting for delivery to a subscription that opted in WHEN an
     administrator withdraws the opt-in (or switches the subscription off) before it goes out THEN the delivery is
     cancelled at its next attempt, without a connection."""
-    subscription = webhooks.webhook_create(by=admin_user, url="https://hooks.example.com/all", include_confidential=True)
+    subscription = webhooks.webhook_create(
+        by=admin_user, url="https://hooks.example.com/all", include_confidential=True
+    )
     delivery = emit_one(handover)
     assert delivery.event.confidential
 
