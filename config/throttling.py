@@ -133,7 +133,8 @@ class AuthFailureThrottle(CacheRateThrottle):
         check, so the window may hold more than the rate: DRF's own ``wait`` then answers None ("no wait"), which
         here would let every further guess through."""
         num_requests, duration = self.parse_rate(self.rate)
-        assert num_requests is not None and duration is not None  # refusing, so there is a rate
+        if num_requests is None or duration is None:  # no rate: nothing is ever refused
+            return 0.0
         newest_first = self.history
         filling = newest_first[min(num_requests, len(newest_first)) - 1] if newest_first else self.now
         return max(1.0, duration - (self.now - filling))
