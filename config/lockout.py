@@ -12,13 +12,23 @@ rows, successful sign-ins ``AccessLog`` rows: all in the admin, under Axes.
 
 import math
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_parameters, get_client_username, get_cool_off, get_failure_limit
 from axes.models import AccessAttempt
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+
+    class AxesHttpRequest(HttpRequest):
+        """A request as axes hands it over: its handler has set the client's address and user agent on it."""
+
+        axes_ip_address: str
+        axes_user_agent: str
 
 
 class LockoutHandler(AxesDatabaseHandler):
@@ -29,12 +39,12 @@ class LockoutHandler(AxesDatabaseHandler):
     username's failures from other addresses: those may be someone else's guesses, and stay counted.
     """
 
-    def user_logged_in(self, sender, request, user, **kwargs) -> None:
+    def user_logged_in(self, sender: Any, request: "AxesHttpRequest", user: "AbstractBaseUser", **kwargs: Any) -> None:
         super().user_logged_in(sender, request, user, **kwargs)
         AccessAttempt.objects.filter(username=user.get_username(), ip_address=request.axes_ip_address).delete()
 
 
-def locked_until(request, credentials: dict | None = None) -> datetime | None:
+def locked_until(request: "AxesHttpRequest", credentials: dict[str, Any] | None = None) -> datetime | None:
     """When the lockout that refused ``request`` ends: for each lockout parameter (the username, the address), the
     time at which so many of its failures have aged past the cool-off that fewer than the limit remain."""
     cool_off = get_cool_off(request)
@@ -62,8 +72,14 @@ def locked_until(request, credentials: dict | None = None) -> datetime | None:
     return until
 
 
-def lockout_response(request, original_response=None, credentials: dict | None = None) -> HttpResponse:
-    """``AXES_LOCKOUT_CALLABLE``: the 429 page, saying when to try again, with ``Retry-After``."""
+def lockout_response(
+    request: "AxesHttpRequest",
+    original_response: HttpResponse | None = None,
+    credentials: dict[str, Any] | None = None,
+) -> HttpResponse:
+    """``AXES_LOCKOUT_CALLABLE``: the 429 page, saying when to try again, with ``Retry-After``.
+
+    Positional, not keyword-only: axes calls it as ``(request, original_response, credentials)``."""
     until = locked_until(request, credentials)
     seconds = max(1, math.ceil((until - timezone.now()).total_seconds())) if until else None
     context = {

@@ -8,6 +8,8 @@ DRF's throttles run, so beyond the ``auth_failure`` rate every bearer token from
 ``Retry-After`` until the window has passed, without being looked at.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -15,13 +17,20 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from config.throttling import AuthFailureThrottle
 
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+    from handover.models import ApiToken
+
 
 class TokenAuthentication(BaseAuthentication):
     """``Authorization: Bearer hov_...``: an API token that acts as its user, optionally read-only."""
 
     keyword = "Bearer"
 
-    def authenticate(self, request):
+    def authenticate(self, request: "Request") -> "tuple[AbstractBaseUser, ApiToken] | None":
         header = get_authorization_header(request).split()
         if not header or header[0].lower() not in (b"bearer", b"token"):
             return None
@@ -35,7 +44,7 @@ class TokenAuthentication(BaseAuthentication):
             throttle.record_failure(request)
             raise
 
-    def _authenticate(self, header: list[bytes]):
+    def _authenticate(self, header: list[bytes]) -> "tuple[AbstractBaseUser, ApiToken]":
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("The Authorization header must be 'Bearer <token>'.")
         from .services import token_authenticate
@@ -49,7 +58,7 @@ class TokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed("The token is invalid, expired or revoked.")
         return token.user, token
 
-    def authenticate_header(self, request) -> str:
+    def authenticate_header(self, request: "Request") -> str:
         return f'{self.keyword} realm="api"'
 
 
@@ -57,7 +66,7 @@ class TokenScheme(OpenApiAuthenticationExtension):
     target_class = "handover.tokens.authentication.TokenAuthentication"
     name = "tokenAuth"
 
-    def get_security_definition(self, auto_schema):
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
         return {"type": "http", "scheme": "bearer", "description": "An API token created at /api/v1/tokens/."}
 
 
@@ -66,6 +75,6 @@ class ReadOnlyTokenPermission(BasePermission):
 
     message = "This API token is read-only."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: "Request", view: "APIView") -> bool:
         token = getattr(request, "auth", None)
         return request.method in SAFE_METHODS or not getattr(token, "read_only", False)

@@ -7,6 +7,7 @@ recorded in the configuration audit (``AdminEvent``).
 import hashlib
 import secrets
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.utils import timezone
@@ -17,6 +18,9 @@ from handover.audit import admin_event
 from handover.choices import AdminEventKind
 from handover.models import ApiToken
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 TOKEN_PREFIX = "hov_"
 
 
@@ -26,7 +30,7 @@ def _hash_token(raw: str) -> str:
 
 @transaction.atomic
 def token_create(
-    *, by, name: str, user=None, read_only: bool = False, expires_at: datetime | None = None
+    *, by: "User", name: str, user: "User | None" = None, read_only: bool = False, expires_at: datetime | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token for ``by`` (or, for an administrator, for another user such as a service account).
 
@@ -67,7 +71,7 @@ def token_create(
 
 
 @transaction.atomic
-def token_revoke(*, token: ApiToken, by) -> ApiToken:
+def token_revoke(*, token: ApiToken, by: "User") -> ApiToken:
     """Revoke a token; its owner or an administrator may. Revoking twice is refused."""
     if token.user_id != by.pk and not by.is_staff:
         raise NotPermitted("Only the token's owner or an administrator may revoke it.", rule="owner_only")
