@@ -139,7 +139,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", default="")
 
 # The cache holds the API throttles' counts: Redis when REDIS_URL is set, so that every process counts together;
-# otherwise local memory, where each process counts on its own (one web process, as `make run` serves, is exact).
+# otherwise local memory, where each process counts on its own (`make run` serves two gunicorn workers without Redis,
+# so there a rate is in effect twice as high).
 # Short timeouts: while Redis is unreachable the API answers unthrottled (config.throttling) rather than hanging.
 CACHES: dict[str, dict[str, Any]] = {
     "default": (

@@ -20,5 +20,10 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Production serves behind a reverse proxy (SECURE_PROXY_SSL_HEADER above; gunicorn listens on 127.0.0.1): counted by
+# REMOTE_ADDR, every client would share the proxy's address, and five wrong passwords from anyone would lock out
+# everyone. One proxy unless told otherwise; set the exact number (README, Configuration).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=1)
+REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": TRUSTED_PROXY_COUNT}  # noqa: F405
 # Webhooks and other outbound calls: https only (their payloads name projects and people).
 OUTBOUND_HTTPS_ONLY = env.bool("OUTBOUND_HTTPS_ONLY", default=True)
