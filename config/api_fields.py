@@ -162,16 +162,19 @@ class StrictSerializerMixin(_SerializerBase):
             if unknown:
                 raise serializers.ValidationError({name: [_unknown_message(name)] for name in unknown})
             # DRF's CharField takes a number as its text; the schema says a string, and a client sending 5 for a
-            # reason has a bug to learn about.
-            numbers = sorted(
-                name
+            # reason has a bug to learn about. A decimal is a string too, as the schema says and as the API
+            # answers it: a JSON number would pass through a float and could lose digits on the way.
+            numbers = {
+                name: 'A decimal is sent as a string, for example "12.5".'
+                if isinstance(self.fields.get(name), serializers.DecimalField)
+                else "Not a valid string."
                 for name, value in data.items()
                 if isinstance(value, int | float)
-                and isinstance(self.fields.get(name), serializers.CharField)
+                and isinstance(self.fields.get(name), serializers.CharField | serializers.DecimalField)
                 and not self.fields[name].read_only
-            )
+            }
             if numbers:
-                raise serializers.ValidationError({name: ["Not a valid string."] for name in numbers})
+                raise serializers.ValidationError({name: [message] for name, message in sorted(numbers.items())})
         return super().to_internal_value(data)
 
 

@@ -285,6 +285,8 @@ SPECIFIC = [
     Bad("kpis readings POST", "value not a number", {"value": "high"}, "value"),
     Bad("kpis readings POST", "value null", {"value": None}, "value"),
     Bad("kpis readings POST", "value too large", {"value": 1e300}, "value"),
+    Bad("kpis readings POST", "value a JSON number", {"value": 42}, "value"),
+    Bad("services kpis POST", "target a JSON number", {"target": 80}, "target"),
     Bad("kpis readings POST", "measured_at not a time", {"measured_at": "yesterday"}, "measured_at"),
     Bad(
         "kpis readings POST",
