@@ -100,7 +100,9 @@ def enqueue(model: type[models.Model], ids: Iterable[Any]) -> None:
     if not ids:
         return
     _pending.batch[model].extend(ids)
-    transaction.on_commit(_publish_pending)
+    # robust: the change has committed by then, so an error while publishing (the database busy while marking the
+    # rows enqueued, say) is logged, never raised into the request that made it; the sweep catches up.
+    transaction.on_commit(_publish_pending, robust=True)
 
 
 def _publish_pending() -> None:

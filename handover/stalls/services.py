@@ -376,7 +376,9 @@ def _escalate(thresholds: Thresholds, now: datetime) -> list[int]:
         escalated_at__isnull=True,
         handover__receiving_team__lead__is_active=True,
     )
-    flags = list(due.select_related("handover__project", "handover__receiving_team"))
+    # Locked as read: an acknowledge or snooze committing meanwhile (it locks the flag too) takes the flag out of
+    # this step instead of being escalated over.
+    flags = list(due.select_related("handover__project", "handover__receiving_team").select_for_update(of=("self",)))
     if not flags:
         return []
     StallFlag.objects.filter(pk__in=[f.pk for f in flags], escalated_at__isnull=True).update(escalated_at=now)
@@ -393,7 +395,9 @@ def _remind(now: datetime) -> list[int]:
             acknowledged_at__isnull=True,
             snoozed_until__lte=now,
             reminded_at__isnull=True,
-        ).select_related("handover__project", "handover__receiving_team")
+        )
+        .select_related("handover__project", "handover__receiving_team")
+        .select_for_update(of=("self",))  # as in _escalate: an acknowledge meanwhile is not reminded over
     )
     if not flags:
         return []
