@@ -89,9 +89,9 @@ class Budget:
 
 
 PERSONAS = {
-    "manager": Budget(coverage=16 if DEEP else 4, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
-    "owner": Budget(coverage=10 if DEEP else 3, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
-    None: Budget(coverage=5 if DEEP else 2, fuzz={GenerationMode.POSITIVE: 1, GenerationMode.NEGATIVE: 1}),
+    "manager": Budget(coverage=8 if DEEP else 4, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
+    "owner": Budget(coverage=6 if DEEP else 3, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
+    None: Budget(coverage=3 if DEEP else 2, fuzz={GenerationMode.POSITIVE: 1, GenerationMode.NEGATIVE: 1}),
 }
 # Not a vacuous run: at least this many cases per persona (the local budget gives about twice as many).
 MIN_CASES = {"manager": 600, "owner": 300, None: 150}
