@@ -87,8 +87,8 @@ class Budget:
 
 
 PERSONAS = {
-    "manager": Budget(coverage=5, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
-    "owner": Budget(coverage=3, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
+    "manager": Budget(coverage=3, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
+    "owner": Budget(coverage=2, fuzz={GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}),
     None: Budget(coverage=2, fuzz={GenerationMode.POSITIVE: 1, GenerationMode.NEGATIVE: 1}),
 }
 # Not a vacuous run: at least this many cases per persona (the local budget gives about twice as many).
