@@ -353,7 +353,7 @@ def _measure(repeat: int) -> tuple[float, int, float, int, float, float]:
     from config.celery import app
     from handover.models import Notification, StallFlag
     from handover.outbox import queue
-    from handover.stalls import detect_stalls
+    from handover.stalls.services import detect_stalls
 
     firsts, steadies, raws, raws_ranged = [], [], [], []
     first_queries = steady_queries = 0
