@@ -61,7 +61,7 @@ lint: setup-dev
 	@mkdir -p var
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy config projects operations handover
+	$(VENV)/bin/mypy config projects operations handover benchmarks
 	$(PY) manage.py check
 	$(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/lint-imports

@@ -355,7 +355,10 @@ def _measure(repeat: int) -> tuple[float, int, float, int, float, float]:
     from handover.outbox import queue
     from handover.stalls.services import detect_stalls
 
-    firsts, steadies, raws, raws_ranged = [], [], [], []
+    firsts: list[float] = []
+    steadies: list[float] = []
+    raws: list[float] = []
+    raws_ranged: list[float] = []
     first_queries = steady_queries = 0
     ranges = _ranges_sql()
     for _ in range(repeat):
