@@ -129,20 +129,29 @@ def network() -> Iterator[Network]:
         yield net
 
 
-class LoopbackServer:
-    """A TCP server on 127.0.0.1 that reads each request and answers ``reply`` (raw bytes), recording what came."""
+class RawServer:
+    """A TCP server on 127.0.0.1 that answers every connection with ``reply`` (bytes, then it hangs up) or, with
+    ``reply=None``, accepts and never answers: a hung peer. ``read_first`` waits for the client's request first
+    (HTTP), recorded in ``requests``; SMTP clients wait for the server to speak, so they get the reply at once."""
 
-    def __init__(self, reply: bytes) -> None:
-        self.reply = reply
+    def __init__(self, reply: bytes | None = None, *, read_first: bool = True) -> None:
+        self.reply, self.read_first = reply, read_first
+        self.connections = 0
         self.requests: list[bytes] = []
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
-    def url(self, path: str = "/hooks", host: str = "127.0.0.1") -> str:
+    @property
+    def url(self) -> str:
+        return self.url_for("/hooks/handover")
+
+    def url_for(self, path: str = "/hooks", host: str = "127.0.0.1") -> str:
+        """This server's URL under ``host``, a name the test resolves to 127.0.0.1 (``network.resolve``)."""
         return f"http://{host}:{self.port}{path}"
 
     def _serve(self) -> None:
@@ -153,26 +162,34 @@ class LoopbackServer:
                 continue
             except OSError:
                 return
-            with peer:
-                peer.settimeout(2)
-                try:
+            self.connections += 1
+            if self.reply is None:
+                self._held.append(peer)  # never answered, closed at the end
+                continue
+            peer.settimeout(2)
+            try:
+                if self.read_first:
                     self.requests.append(peer.recv(65536))
-                    peer.sendall(self.reply)
-                except OSError:
-                    pass
+                peer.sendall(self.reply)
+            except OSError:
+                pass
+            finally:
+                peer.close()
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
+        for peer in self._held:
+            peer.close()
         self.sock.close()
 
 
 @pytest.fixture
-def loopback_server() -> Iterator[Callable[[bytes], LoopbackServer]]:
-    servers: list[LoopbackServer] = []
+def loopback_server() -> Iterator[Callable[[bytes], RawServer]]:
+    servers: list[RawServer] = []
 
-    def start(reply: bytes = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n") -> LoopbackServer:
-        servers.append(LoopbackServer(reply))
+    def start(reply: bytes = b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n") -> RawServer:
+        servers.append(RawServer(reply))
         return servers[-1]
 
     yield start

@@ -159,12 +159,12 @@ def test_loopback_is_refused_unless_the_setting_allows_it(guard_settings, loopba
     is made and its status returned."""
     server = loopback_server(OK)
     with pytest.raises(outbound.OutboundRefused, match="loopback"):
-        outbound.request("POST", server.url(), body=b"{}", timeout=2)
+        outbound.request("POST", server.url_for(), body=b"{}", timeout=2)
     assert (network.connects, server.requests) == ([], [])
 
     guard_settings.OUTBOUND_ALLOW_LOOPBACK = True
     response = outbound.request(
-        "POST", server.url(), body=b"{}", headers={"content-type": "application/json"}, timeout=2
+        "POST", server.url_for(), body=b"{}", headers={"content-type": "application/json"}, timeout=2
     )
 
     assert response.status == 200
@@ -180,7 +180,7 @@ def test_redirect_is_returned_not_followed(guard_settings, loopback_server, netw
         b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\n\r\n"
     )
 
-    response = outbound.request("POST", server.url(), body=b"{}", timeout=2)
+    response = outbound.request("POST", server.url_for(), body=b"{}", timeout=2)
 
     assert (response.status, response.headers["Location"]) == (302, "http://169.254.169.254/latest/meta-data/")
     assert network.connects == ["127.0.0.1"]
@@ -195,7 +195,7 @@ def test_request_connects_to_the_address_it_checked_and_sends_the_name(guard_set
     answers = iter([("127.0.0.1",)])
     network.resolve("receiver.test", each=lambda: next(answers, ("10.0.0.5",)))
 
-    response = outbound.request("POST", server.url(host="receiver.test"), body=b"{}", timeout=2)
+    response = outbound.request("POST", server.url_for(host="receiver.test"), body=b"{}", timeout=2)
 
     assert response.status == 200
     assert network.lookups.count("receiver.test") == 1

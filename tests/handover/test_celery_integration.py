@@ -49,8 +49,7 @@ from projects import services as ps
 from projects.choices import Stage
 from tests.conftest import require_redis, skip_or_fail
 from tests.factories import ProjectFactory
-
-from .test_stalls import RawServer
+from tests.network import RawServer
 
 WAIT = 30.0  # seconds a real worker gets to finish what it was asked to do
 ROUNDS = 3

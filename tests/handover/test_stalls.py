@@ -15,7 +15,6 @@ import base64
 import datetime as dt
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -72,6 +71,7 @@ from operations.models import OperationsTeam
 from projects import services as ps
 from projects.choices import Stage
 from tests.factories import ProjectFactory, TeamFactory, TemplateFactory
+from tests.network import RawServer
 
 from .conftest import EVIDENCE_URL
 
@@ -1311,58 +1311,6 @@ def test_failed_webhook_is_retried_later_with_the_same_id(world, clock, admin_us
 
 
 # ------------------------------------------------------------------------------ when a send goes wrong
-
-
-class RawServer:
-    """A TCP server on 127.0.0.1 that answers every connection with ``reply`` (bytes, then it hangs up) or, with
-    ``reply=None``, accepts and never answers: a hung peer. ``read_first`` waits for the client's request first
-    (HTTP); SMTP clients wait for the server to speak, so they get the reply at once."""
-
-    def __init__(self, reply: bytes | None = None, *, read_first: bool = True) -> None:
-        self.reply, self.read_first = reply, read_first
-        self.connections = 0
-        self._held: list[socket.socket] = []
-        self._stop = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.05)
-        self.port = self.sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hooks/handover"
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                peer, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.connections += 1
-            if self.reply is None:
-                self._held.append(peer)  # never answered, closed at the end
-                continue
-            peer.settimeout(2)
-            try:
-                if self.read_first:
-                    peer.recv(65536)
-                peer.sendall(self.reply)
-            except OSError:
-                pass
-            finally:
-                peer.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        for peer in self._held:
-            peer.close()
-        self.sock.close()
 
 
 @pytest.fixture

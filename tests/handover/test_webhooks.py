@@ -165,7 +165,7 @@ def test_delivery_to_loopback_is_refused_when_the_setting_is_off(
     """GIVEN a subscription to a receiver on 127.0.0.1 (made while loopback was allowed) and one attempt allowed
     WHEN loopback is no longer allowed at delivery time THEN the receiver hears nothing and the delivery failed."""
     server = loopback_server(OK)
-    webhooks.webhook_create(by=admin_user, url=server.url())
+    webhooks.webhook_create(by=admin_user, url=server.url_for())
     delivery = emit_one(handover)
     settings.OUTBOUND_ALLOW_LOOPBACK, settings.OUTBOX_MAX_ATTEMPTS = False, 1
 
@@ -182,7 +182,7 @@ def test_delivery_connects_to_the_checked_address_and_names_the_host(admin_user,
     accepted, connected to that address, with the name in the Host header."""
     server = loopback_server(OK)
     network.resolve("receiver.test", "127.0.0.1")
-    webhooks.webhook_create(by=admin_user, url=server.url(host="receiver.test"))
+    webhooks.webhook_create(by=admin_user, url=server.url_for(host="receiver.test"))
     delivery = emit_one(handover)
 
     assert webhooks.deliver_webhook(delivery.pk) is True
@@ -199,7 +199,7 @@ def test_redirect_to_the_metadata_service_is_not_followed(admin_user, handover, 
     server = loopback_server(
         b"HTTP/1.1 302 Found\r\nLocation: http://169.254.169.254/latest/meta-data/\r\nContent-Length: 0\r\n\r\n"
     )
-    webhooks.webhook_create(by=admin_user, url=server.url())
+    webhooks.webhook_create(by=admin_user, url=server.url_for())
     delivery = emit_one(handover)
 
     assert webhooks.deliver_webhook(delivery.pk) is False
