@@ -110,8 +110,6 @@ def emit_many(
         )
         for data, handover_id, key, confidential in items
     ]
-    confidential = {id(event) for event, item in zip(events, items, strict=True) if item[3]}
-    confidential_keys = {item[2] for item in items if item[3] and item[2]}
     keyed = [e.dedupe_key for e in events if e.dedupe_key]
     Event.objects.bulk_create(events, ignore_conflicts=True)
     if keyed:
@@ -121,7 +119,7 @@ def emit_many(
         WebhookDelivery(event=event, subscription=s, next_attempt_at=now, created_at=now)
         for event in events
         for s in subscriptions
-        if s.include_confidential or not (id(event) in confidential or event.dedupe_key in confidential_keys)
+        if s.include_confidential or not event.confidential
     ]
     WebhookDelivery.objects.bulk_create(deliveries, ignore_conflicts=True)
     pending = WebhookDelivery.objects.filter(
