@@ -293,7 +293,11 @@ _OVERFLOW_JS = """
 
 
 def assert_fits(page) -> None:
-    """The page does not scroll sideways, and nothing sticks out of the viewport outside a scrolling box."""
+    """The page does not scroll sideways, and nothing sticks out of the viewport outside a scrolling box.
+
+    Measured once the page has loaded: a click that navigates returns when the new page's elements exist, possibly
+    before its stylesheet has arrived, and an unstyled table is wider than a phone."""
+    page.wait_for_load_state("load")
     found = page.evaluate(_OVERFLOW_JS)
     assert found["scrollWidth"] <= found["width"], f"{page.url} scrolls sideways: {found}"
     assert not found["out"], f"{page.url}: elements outside the viewport: {found['out']}"
@@ -313,6 +317,7 @@ def screenshot(page, name: str) -> Path:
     animation, so that the same page gives the same picture (the clock is stopped by ``demo``)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
+    page.wait_for_load_state("load")
     page.mouse.move(0, 0)
     page.evaluate("document.activeElement && document.activeElement.blur()")
     page.screenshot(path=str(path), full_page=True, animations="disabled", caret="hide")
