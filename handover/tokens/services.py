@@ -6,10 +6,11 @@ recorded in the configuration audit (``AdminEvent``).
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from config.errors import IllegalTransition, InvalidInput, NotPermitted
@@ -84,15 +85,28 @@ def token_revoke(*, token: ApiToken, by: "User") -> ApiToken:
     return token
 
 
+# How often a token's last use is written: reading it on every request is free (it comes with the lookup), writing
+# it on every request would make every API read a write.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
 def token_authenticate(raw: str) -> ApiToken | None:
-    """The usable token for a presented secret, or ``None``; records when it was last used (at most once a minute)."""
+    """The usable token for a presented secret, or ``None``; records when it was last used (at most once a minute).
+
+    One query when the last use is recent: the token and its user, found by the unique index on the secret's hash.
+    Otherwise a second, conditional ``UPDATE ... WHERE last_used_at < now - 60 s``: of concurrent requests with the
+    same token, only the first of the minute writes, and none overwrites a later time with an earlier one.
+    """
     if not raw.startswith(TOKEN_PREFIX):
         return None
     token = ApiToken.objects.select_related("user").filter(key_hash=_hash_token(raw)).first()
     now = timezone.now()
     if token is None or not token.is_usable(now) or not token.user.is_active:
         return None
-    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    stale = now - LAST_USED_RESOLUTION
+    if token.last_used_at is None or token.last_used_at <= stale:
+        ApiToken.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=stale), pk=token.pk).update(
+            last_used_at=now
+        )
         token.last_used_at = now
     return token
