@@ -1,17 +1,16 @@
 """Reads about handovers that are more than a filter: roles, readiness and snapshots."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from operations.models import OperationsTeam
 from operations.selectors import is_team_lead, is_team_member
-from projects.models import Project
+from projects.models import Project, visible_q
 
 from .choices import (
     ACCEPTED_STATUSES,
@@ -23,10 +22,14 @@ from .choices import (
     ConditionStatus,
     HandoverStatus,
     ItemStatus,
-    Risk,
     Side,
 )
 from .models import Activity, ChecklistItem, Condition, Handover, Notification, StallFlag
+from .readiness import Readiness as Readiness
+from .readiness import RiskReadiness as RiskReadiness
+from .readiness import handover_readiness as handover_readiness
+from .readiness import readiness_aggregates as readiness_aggregates
+from .readiness import readiness_from_items
 
 # ---------------------------------------------------------------------------------------------------- roles
 
@@ -86,7 +89,9 @@ def can_verify_item(item: ChecklistItem, user) -> bool:
 
 
 def handovers_visible_to(user) -> QuerySet[Handover]:
-    return Handover.objects.filter(project__in=Project.objects.visible_to(user))
+    """Handovers of the projects ``user`` may see (``projects.models.visible_q``), as a filter on the joined project
+    rather than an ``IN`` over every visible project: a list ordered by an index reads only its page."""
+    return Handover.objects.filter(visible_q(user, "project__"))
 
 
 def inbox(user) -> QuerySet[Notification]:
@@ -100,115 +105,8 @@ def inbox(user) -> QuerySet[Notification]:
 # ------------------------------------------------------------------------------------------------ readiness
 
 
-@dataclass(frozen=True)
-class RiskReadiness:
-    """How far the mandatory items of one risk (or of all) have got."""
-
-    mandatory: int
-    not_applicable: int
-    done: int
-    verified: int
-    waived_pending: int
-
-    @property
-    def applicable(self) -> int:
-        return self.mandatory - self.not_applicable
-
-    @property
-    def done_ratio(self) -> float | None:
-        return self.done / self.applicable if self.applicable else None
-
-    @property
-    def verified_ratio(self) -> float | None:
-        return self.verified / self.applicable if self.applicable else None
-
-    def as_dict(self) -> dict:
-        return {
-            **asdict(self),
-            "applicable": self.applicable,
-            "done_ratio": _round(self.done_ratio),
-            "verified_ratio": _round(self.verified_ratio),
-        }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-@dataclass(frozen=True)
-class Readiness:
-    """Readiness per risk and overall (docs/domain.md "Readiness"): verified-or-approved-waived and, separately, done.
-
-    Not-applicable items are left out of the shares and counted apart, so they never silently count as met.
-    """
-
-    by_risk: dict[str, RiskReadiness]
-    overall: RiskReadiness
-
-    def as_dict(self) -> dict:
-        return {"overall": self.overall.as_dict(), **{risk: r.as_dict() for risk, r in self.by_risk.items()}}
-
-
-_DONE = (ItemStatus.DONE, ItemStatus.VERIFIED, ItemStatus.WAIVED)
-_COUNTS = ("mandatory", "not_applicable", "done", "verified", "waived_pending")
-
-
-def _empty_counts() -> dict[Risk, dict[str, int]]:
-    return {risk: dict.fromkeys(_COUNTS, 0) for risk in Risk}
-
-
-def readiness_from_items(items: Iterable[ChecklistItem]) -> Readiness:
-    """Readiness of already-loaded items (no query)."""
-    counts = _empty_counts()
-    for item in items:
-        if not item.mandatory:
-            continue
-        c = counts[Risk(item.risk)]
-        c["mandatory"] += 1
-        c["not_applicable"] += item.status == ItemStatus.NOT_APPLICABLE
-        c["done"] += item.status in _DONE
-        c["verified"] += item.status == ItemStatus.VERIFIED or item.waiver_approved
-        c["waived_pending"] += item.status == ItemStatus.WAIVED and not item.waiver_approved
-    return _readiness(counts)
-
-
-def handover_readiness(handover: Handover) -> Readiness:
-    """Readiness computed in the database: one grouped query."""
-    # Aliased: an annotation named like a field ("mandatory") would shadow it inside the other aggregates.
-    aggregates = {f"n_{name}": aggregate for name, aggregate in readiness_aggregates().items()}
-    rows = ChecklistItem.objects.filter(handover=handover).values("risk").annotate(**aggregates)
-    counts = _empty_counts()
-    for row in rows:
-        values: Mapping[str, Any] = row  # the aggregates come under the names built above
-        counts[Risk(values["risk"])].update({name: values[f"n_{name}"] for name in _COUNTS})
-    return _readiness(counts)
-
-
-def readiness_aggregates(prefix: str = "") -> dict:
-    """Count aggregates over mandatory checklist items.
-
-    ``prefix`` is the lookup path from the queried model to the items (``"items__"`` from Handover), so a list
-    of handovers can be annotated with its readiness in the same query.
-    """
-    p = prefix
-    mandatory = Q(**{f"{p}mandatory": True})
-    waived = Q(**{f"{p}status": ItemStatus.WAIVED})
-    approved = Q(**{f"{p}waiver_approved_by__isnull": False})
-    return {
-        "mandatory": Count(f"{p}pk", filter=mandatory),
-        "not_applicable": Count(f"{p}pk", filter=mandatory & Q(**{f"{p}status": ItemStatus.NOT_APPLICABLE})),
-        "done": Count(f"{p}pk", filter=mandatory & Q(**{f"{p}status__in": _DONE})),
-        "verified": Count(
-            f"{p}pk", filter=mandatory & (Q(**{f"{p}status": ItemStatus.VERIFIED}) | (waived & approved))
-        ),
-        "waived_pending": Count(f"{p}pk", filter=mandatory & waived & ~approved),
-    }
-
-
-def _readiness(counts: dict) -> Readiness:
-    by_risk = {risk.value: RiskReadiness(**c) for risk, c in counts.items()}
-    overall = RiskReadiness(**{key: sum(c[key] for c in counts.values()) for key in _COUNTS})
-    return Readiness(by_risk=by_risk, overall=overall)
+# Readiness lives in handover.readiness: stored on the handover, recomputed from the items (imported above, and
+# still importable from here).
 
 
 # ------------------------------------------------------------------------------------------------ snapshots

@@ -3,7 +3,9 @@ conditions, the activity log and the configuration audit."""
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, FloatField, Q, Value, When
+from django.db.models.functions import Cast
+from django.db.models.lookups import GreaterThan
 
 from handover.choices import (
     ActivityVerb,
@@ -59,6 +61,40 @@ class TemplateItem(models.Model):
         return self.title
 
 
+# Readiness is stored on the handover (docs/domain.md "Readiness"): per risk, the counts of its mandatory items
+# that readiness is made of, moved by the services in the same transaction as every item move
+# (handover.readiness), and shares the database computes from them, so that lists filter and order on them.
+
+
+def _counter() -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(default=0, editable=False)
+
+
+def _total(name: str):
+    """The overall count: the sum over the risks."""
+    first, *others = (F(f"{risk}_{name}") for risk in Risk.values)
+    return sum(others, first)
+
+
+def _share(part, mandatory, not_applicable) -> models.GeneratedField:
+    """``part / applicable`` as a float, 0 when nothing applies (a risk with nothing applicable is visibly not
+    ready), stored by the database so that filters, orderings and indexes use it."""
+    applicable = mandatory - not_applicable
+    return models.GeneratedField(
+        expression=Case(
+            When(GreaterThan(applicable, 0), then=Cast(part, FloatField()) / Cast(applicable, FloatField())),
+            default=Value(0.0),
+            output_field=FloatField(),
+        ),
+        output_field=FloatField(),
+        db_persist=True,
+    )
+
+
+def _risk_share(risk: str, part: str = "verified") -> models.GeneratedField:
+    return _share(F(f"{risk}_{part}"), F(f"{risk}_mandatory"), F(f"{risk}_not_applicable"))
+
+
 class Handover(models.Model):
     """The transition of one project's result to the operations team that will run it."""
 
@@ -95,6 +131,28 @@ class Handover(models.Model):
     )
     created_at = models.DateTimeField(editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # Readiness: the counts of mandatory items per risk (handover.readiness keeps them true), and the shares.
+    inefficiency_mandatory = _counter()
+    inefficiency_not_applicable = _counter()
+    inefficiency_done = _counter()
+    inefficiency_verified = _counter()
+    inefficiency_waived_pending = _counter()
+    failure_mandatory = _counter()
+    failure_not_applicable = _counter()
+    failure_done = _counter()
+    failure_verified = _counter()
+    failure_waived_pending = _counter()
+    adoption_mandatory = _counter()
+    adoption_not_applicable = _counter()
+    adoption_done = _counter()
+    adoption_verified = _counter()
+    adoption_waived_pending = _counter()
+    # Verified (or waived with approval) over applicable, per risk and overall; done over applicable, overall.
+    inefficiency_share = _risk_share("inefficiency")
+    failure_share = _risk_share("failure")
+    adoption_share = _risk_share("adoption")
+    readiness_share = _share(_total("verified"), _total("mandatory"), _total("not_applicable"))
+    done_share = _share(_total("done"), _total("mandatory"), _total("not_applicable"))
 
     class Meta:
         ordering = ["target_date", "id"]
