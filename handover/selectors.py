@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from operations.models import OperationsTeam
 from operations.selectors import is_team_lead, is_team_member
-from projects.models import Project, visible_q
+from projects.models import visible_q
 
 from .choices import (
     ACCEPTED_STATUSES,
@@ -98,7 +98,7 @@ def inbox(user) -> QuerySet[Notification]:
     """``user``'s in-app notifications about handovers they may still see: someone who has left a confidential
     project's receiving team no longer reads about it, in the inbox, its count or the API."""
     return Notification.objects.filter(
-        recipient=user, channel=Channel.IN_APP, flag__handover__project__in=Project.objects.visible_to(user)
+        visible_q(user, "flag__handover__project__"), recipient=user, channel=Channel.IN_APP
     )
 
 

@@ -12,21 +12,37 @@ project_code_validator = RegexValidator(
 )
 
 
+def visible_q(user, prefix: str = "") -> models.Q:
+    """The condition for a project (or, with ``prefix`` such as ``"handover__project__"``, a row reached from one)
+    to be visible to ``user``: not confidential, or ``user`` takes part in it. Administrators see everything.
+
+    Written as a few cheap terms on the project's own columns, each membership an ``IN`` over a small indexed
+    subquery of the user's own memberships (evaluated once per query, hashed), rather than an ``OR`` of joins: the
+    database filters the rows as it walks the index of the list's ordering and stops at the page's end, instead of
+    building and sorting the whole visible set first.
+    """
+    if user.is_staff:
+        return models.Q()
+    if not user.is_authenticated:
+        return models.Q(**{f"{prefix}pk__in": []})
+    led_teams = OperationsTeam.objects.filter(lead=user).values("pk")
+    team_memberships = OperationsTeam.members.through.objects.filter(user=user).values("operationsteam_id")
+    memberships = Project.members.through.objects.filter(user=user).values("project_id")
+    return (
+        models.Q(**{f"{prefix}confidential": False})
+        | models.Q(**{f"{prefix}manager": user})
+        | models.Q(**{f"{prefix}pk__in": memberships})
+        | models.Q(**{f"{prefix}receiving_team__in": team_memberships})
+        | models.Q(**{f"{prefix}receiving_team__in": led_teams})
+    )
+
+
 class ProjectQuerySet(models.QuerySet["Project"]):
     def visible_to(self, user) -> "ProjectQuerySet":
         """Projects ``user`` may see: all non-confidential ones, and confidential ones they take part in."""
         if user.is_staff:
             return self
-        if not user.is_authenticated:
-            return self.none()
-        participant = (
-            models.Q(manager=user)
-            | models.Q(members=user)
-            | models.Q(receiving_team__members=user)
-            | models.Q(receiving_team__lead=user)
-        )
-        participating = self.model.objects.filter(participant).values("pk")
-        return self.filter(models.Q(confidential=False) | models.Q(pk__in=participating))
+        return self.filter(visible_q(user))
 
 
 class Project(models.Model):
