@@ -1,11 +1,15 @@
 """Answers the web UI owes a person when a request cannot reach its view: the session ended, the form's CSRF token
 went stale, or an address that only takes a form was opened. The API (``/api/``) answers these itself."""
 
+import threading
+import time
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render, resolve_url
+from django.template.loader import render_to_string
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from .api import error_body, is_api_request
@@ -40,6 +44,72 @@ class RequestIdMiddleware:
         finally:
             reset_request_id(token)
         response["X-Request-ID"] = request.request_id
+        return response
+
+
+OVERLOADED = "The service is busy right now and could not take this request. Try again in a few seconds."
+
+
+class LoadSheddingMiddleware:
+    """Overload degrades instead of collapsing: at most ``MAX_CONCURRENT_REQUESTS`` requests of this process run at
+    once; one more waits up to ``REQUEST_QUEUE_TIMEOUT`` seconds for a slot, then is answered 503 with
+    ``Retry-After`` (the API's error shape under /api/, a small page elsewhere), without touching the database.
+
+    Past saturation a queue only adds waiting: every request would wait for those ahead of it until it reached
+    the timeout. Refused at once, the excess costs the server almost nothing and the admitted requests keep their
+    speed. gunicorn runs more threads than slots (config/gunicorn.py), so a thread is free to say no. Behind a
+    proxy that stamps ``X-Request-Start``, a request that already waited longer than ``REQUEST_MAX_AGE`` seconds in
+    front of the application is refused too: its client has likely given up. /healthz is never refused (its
+    checks are cheap), nor are static files (WhiteNoise, before this middleware, serves them)."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+        if not settings.MAX_CONCURRENT_REQUESTS:
+            raise MiddlewareNotUsed
+        self.slots = threading.BoundedSemaphore(settings.MAX_CONCURRENT_REQUESTS)
+        self.wait = settings.REQUEST_QUEUE_TIMEOUT
+        self.max_age = settings.REQUEST_MAX_AGE
+        self.exempt = tuple(settings.LOAD_SHEDDING_EXEMPT)
+        self.page: str | None = None
+
+    def __call__(self, request):
+        if request.path_info.startswith(self.exempt):
+            return self.get_response(request)
+        if self.max_age and self._waited(request) > self.max_age:
+            return self.shed(request)
+        if not self.slots.acquire(timeout=self.wait):
+            return self.shed(request)
+        try:
+            return self.get_response(request)
+        finally:
+            self.slots.release()
+
+    def _waited(self, request) -> float:
+        """Seconds since the proxy stamped the request: ``X-Request-Start: t=<seconds, ms or µs since the epoch>``
+        (nginx, HAProxy, Heroku write it in one of these units); 0 without a readable stamp."""
+        value = request.META.get("HTTP_X_REQUEST_START", "").strip().removeprefix("t=")
+        try:
+            stamp = float(value)
+        except ValueError:
+            return 0.0
+        # Seconds since the epoch have 10 digits for centuries yet; milliseconds 13, microseconds 16.
+        if stamp > 1e14:
+            stamp /= 1e6
+        elif stamp > 1e11:
+            stamp /= 1e3
+        return max(0.0, time.time() - stamp)
+
+    def shed(self, request) -> HttpResponse:
+        retry_after = str(settings.LOAD_SHEDDING_RETRY_AFTER)
+        response: HttpResponse
+        if is_api_request(request):
+            response = JsonResponse(error_body(503, "overloaded", OVERLOADED), status=503)
+        else:
+            if self.page is None:  # rendered once: no request context, no database (like the 500 page)
+                self.page = render_to_string("503.html", {"message": OVERLOADED})
+            response = HttpResponse(self.page, status=503)
+        response["Retry-After"] = retry_after
+        response["Cache-Control"] = "no-store"
         return response
 
 

@@ -21,7 +21,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 WEB_WRITES = 500
-GUNICORN_OPTIONS = ("--workers", "2", "--threads", "2", "--log-level", "warning")
+# make run's gunicorn (the Procfile): threaded workers, each thread with its own connection to the file.
+GUNICORN_OPTIONS = ("--config", "config/gunicorn.py", "--workers", "2", "--log-level", "warning")
 
 SETUP = """
 import datetime as dt, json

@@ -48,6 +48,9 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     "config.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # After the static files, before anything that reads the database (the session): a request beyond this
+    # process's capacity is answered 503 at once (config/middleware.py).
+    "config.middleware.LoadSheddingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -60,6 +63,16 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 CSRF_FAILURE_VIEW = "config.middleware.csrf_failure"
+
+# --- Load shedding (config.middleware.LoadSheddingMiddleware; sizing in the README, figures in docs/benchmarks.md) --
+# Requests one web process serves at once (0: no limit); one more waits up to REQUEST_QUEUE_TIMEOUT seconds for a
+# slot and is then answered 503 with Retry-After. gunicorn's WEB_THREADS must stay above it (config/gunicorn.py).
+MAX_CONCURRENT_REQUESTS = env.int("MAX_CONCURRENT_REQUESTS", default=4)
+REQUEST_QUEUE_TIMEOUT = env.float("REQUEST_QUEUE_TIMEOUT", default=0.25)
+# Behind a proxy that stamps X-Request-Start: a request older than this many seconds is refused (0: not checked).
+REQUEST_MAX_AGE = env.float("REQUEST_MAX_AGE", default=0)
+LOAD_SHEDDING_RETRY_AFTER = 2
+LOAD_SHEDDING_EXEMPT = ["/healthz"]
 
 # Content-Security-Policy (django-csp): everything from this origin, nothing inline, no eval. htmx reads its
 # configuration from a <meta> tag and injects no style; the page's behaviour is in config/static/js/. Only /api/docs/
