@@ -184,7 +184,8 @@ class DetectionSource(models.TextChoices):
 
 
 class AdminEventKind(models.TextChoices):
-    """Changes to what the product runs on rather than to a handover: templates, API tokens, webhooks."""
+    """Changes to what the product runs on rather than to a handover: templates, API tokens, webhooks, and a
+    person's own saved views."""
 
     TEMPLATE_CREATED = "template_created", "Template created"
     TEMPLATE_VERSIONED = "template_versioned", "Template changed (new version)"
@@ -195,6 +196,16 @@ class AdminEventKind(models.TextChoices):
     WEBHOOK_CREATED = "webhook_created", "Webhook created"
     WEBHOOK_UPDATED = "webhook_updated", "Webhook changed"
     WEBHOOK_DELETED = "webhook_deleted", "Webhook deleted"
+    SAVED_VIEW_CREATED = "saved_view_created", "Saved view created"
+    SAVED_VIEW_DELETED = "saved_view_deleted", "Saved view deleted"
+
+
+class SavedViewPage(models.TextChoices):
+    """The pages whose filters a person can save as a named view (``handover.saved_views.PAGES``)."""
+
+    PORTFOLIO = "portfolio", "Portfolio board"
+    HANDOVERS = "handovers", "Handover list"
+    PROJECTS = "projects", "Project list"
 
 
 class EventType(models.TextChoices):

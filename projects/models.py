@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from config.postgres import trigram_index
 from operations.models import OperationsTeam
 
 from .choices import FINAL_STAGES, ProjectEventKind, Stage
@@ -83,7 +84,12 @@ class Project(models.Model):
 
     class Meta:
         ordering = ["code"]
-        indexes = [models.Index(fields=["stage", "planned_handover"], name="project_stage_planned")]
+        indexes = [
+            models.Index(fields=["stage", "planned_handover"], name="project_stage_planned"),
+            # Search (handover.search): codes and names by substring, on PostgreSQL (config.postgres).
+            trigram_index("code", name="project_code_trgm"),
+            trigram_index("name", name="project_name_trgm"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"

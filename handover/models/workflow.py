@@ -7,6 +7,7 @@ from django.db.models import Case, F, FloatField, Q, Value, When
 from django.db.models.functions import Cast
 from django.db.models.lookups import GreaterThan
 
+from config.postgres import trigram_index
 from handover.choices import (
     ActivityVerb,
     AdminEventKind,
@@ -221,6 +222,8 @@ class ChecklistItem(models.Model):
         indexes = [
             models.Index(fields=["handover", "risk", "status"], name="item_handover_risk_status"),
             models.Index(fields=["status", "done_at"], name="item_status_done_at"),
+            # Search (handover.search): titles by substring, on PostgreSQL (config.postgres).
+            trigram_index("title", name="item_title_trgm"),
         ]
 
     def __str__(self) -> str:
