@@ -19,7 +19,8 @@ from typing import Any
 from django import forms
 from django.contrib.auth import views as auth_views
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
 from django.views.generic import FormView
 
 from .errors import Conflict, DomainError, IllegalTransition, NotPermitted
@@ -158,3 +159,115 @@ def page_sections(page: str, request: HttpRequest, obj: object) -> list[dict]:
         if context is not None:
             shown.append({"template_name": section.template_name, **context})
     return shown
+
+
+# ------------------------------------------------------------------------------------------------- list pages
+
+# Rows per page of a list page (``/handovers/``, ``/projects/``).
+LIST_PAGE_SIZE = 50
+# A list page counts its rows only this far (``COUNT(*)`` over at most ``cap + 1`` rows); past it, it says "more
+# than 1,000": counting a large organisation's whole visible set on every page would cost more than the page.
+LIST_COUNT_CAP = 1000
+# Past this page a list answers 404 without asking the database: an OFFSET beyond what the database's integer
+# holds is an error, and no one pages this far (a filter does it better).
+LAST_PAGE_ASKED = 100_000
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a list: its rows, its number, and how many rows the list has, counted up to a cap."""
+
+    rows: list
+    number: int
+    per_page: int
+    count: int
+    capped: bool  # the list has more than ``count`` rows
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_previous or self.has_next
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def num_pages(self) -> int | None:
+        """None when the count was capped: the last page is not known."""
+        return None if self.capped else max(1, -(-self.count // self.per_page))
+
+    @property
+    def start_index(self) -> int:
+        return (self.number - 1) * self.per_page + 1 if self.rows else 0
+
+    @property
+    def end_index(self) -> int:
+        return (self.number - 1) * self.per_page + len(self.rows)
+
+
+def page_number(value: str | None) -> int:
+    """The ``page`` parameter: a whole number from 1; anything else (``x``, ``-2``, ``1.5``) is page 1."""
+    try:
+        number = int(value or "")
+    except ValueError:  # also a number of more digits than int() reads
+        return 1
+    return max(number, 1)
+
+
+def paginate(
+    rows: QuerySet,
+    page: str | None,
+    *,
+    count: QuerySet | None = None,
+    per_page: int = LIST_PAGE_SIZE,
+    cap: int = LIST_COUNT_CAP,
+) -> ListPage:
+    """The page ``page`` of ``rows`` (ordered), in two queries whatever the page: a count bounded by ``cap`` (of
+    ``count``, the same rows without what only the shown rows need: joins, annotations), then ``per_page + 1``
+    rows, the one more telling whether there is a next page. A page past the end is a 404."""
+    number = page_number(page)
+    if number > LAST_PAGE_ASKED:
+        raise Http404("There is no such page.")
+    counted = (rows if count is None else count).order_by().values("pk")[: cap + 1].count()
+    capped = counted > cap
+    if not capped and number > 1 and (number - 1) * per_page >= counted:
+        raise Http404("There is no such page.")
+    start = (number - 1) * per_page
+    shown = list(rows[start : start + per_page + 1])
+    if not shown and number > 1:
+        raise Http404("There is no such page.")
+    return ListPage(
+        rows=shown[:per_page],
+        number=number,
+        per_page=per_page,
+        count=min(counted, cap),
+        capped=capped,
+        has_next=len(shown) > per_page,
+    )
+
+
+class YesNoField(forms.TypedChoiceField):
+    """Any, yes or no, sent as ``""``, ``true`` or ``false`` (``1`` and ``0`` too, as the API's boolean filters
+    take them); cleans to None, True or False."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("required", False)
+        super().__init__(
+            choices=[("", "Any"), ("true", "Yes"), ("false", "No")],
+            coerce=lambda value: value == "true",
+            empty_value=None,
+            **kwargs,
+        )
+
+    def to_python(self, value) -> str:
+        text = super().to_python(value).strip().lower()
+        return {"1": "true", "0": "false"}.get(text, text)

@@ -7,8 +7,15 @@ the service refuses and its message is shown next to the field, worded the same 
 from typing import Any, cast
 
 from django import forms
+from django.db.models import Case, QuerySet, Value, When
 
-from config.web import PersonChoiceField, ServiceForm
+from config.web import PersonChoiceField, ServiceForm, YesNoField
+from operations.models import OperationsTeam, Service
+
+from .choices import HandoverStatus, Risk
+from .models import Handover, StallFlag
+from .readiness import SHARE_FIELDS
+from .selectors import handover_overdue_q
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 DATETIME = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
@@ -171,3 +178,92 @@ class PlanHandoverForm(ServiceForm):
         super().__init__(*args, **kwargs)
         for name, queryset in (("template", templates), ("operations_owner", owners), ("service", services)):
             cast(forms.ModelChoiceField, self.fields[name]).queryset = queryset
+
+
+# ------------------------------------------------------------------------------------------------ list pages
+
+
+class HandoverListForm(forms.Form):
+    """The filters of the handovers list page, named as the API list's (``GET /api/v1/handovers/``), and its order.
+
+    Invalid values are the form's errors (a 400 page naming the field), never silently ignored: a link or a saved
+    view that filters must not quietly show everything. ``project`` is an id (a link from a project's page), kept
+    in a hidden field so that filtering further does not drop it.
+    """
+
+    ORDERINGS = {"target_date": "Target date", "readiness": "Readiness, least ready first", "status": "Status"}
+
+    status = forms.MultipleChoiceField(
+        label="Status", choices=HandoverStatus.choices, required=False, widget=forms.SelectMultiple(attrs={"size": 3})
+    )
+    team = forms.ModelChoiceField(
+        label="Receiving team", queryset=OperationsTeam.objects.order_by("name"), required=False, empty_label="All"
+    )
+    operations_owner = PersonChoiceField(label="Operations owner", queryset=None, required=False, empty_label="Anyone")
+    manager = PersonChoiceField(label="Project manager", queryset=None, required=False, empty_label="Anyone")
+    service = forms.ModelChoiceField(
+        label="Service", queryset=Service.objects.order_by("name"), required=False, empty_label="All"
+    )
+    has_open_stall = YesNoField(label="Open stall flag")
+    overdue = YesNoField(label="Overdue")
+    readiness_risk = forms.ChoiceField(
+        label="Readiness of",
+        choices=[("", "Any"), *Risk.choices, ("overall", "Overall")],
+        required=False,
+        help_text="With “below”: the share verified.",
+    )
+    readiness_below = forms.FloatField(
+        label="below (0 to 1)", min_value=0, max_value=1, required=False, widget=forms.NumberInput(attrs={"step": 0.05})
+    )
+    project: forms.ModelChoiceField = forms.ModelChoiceField(
+        label="Project", queryset=None, required=False, widget=forms.HiddenInput
+    )
+    ordering = forms.ChoiceField(label="Order by", choices=list(ORDERINGS.items()), required=False)
+
+    def __init__(self, *args, projects, owners, managers, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name, queryset in (("project", projects), ("operations_owner", owners), ("manager", managers)):
+            cast(forms.ModelChoiceField, self.fields[name]).queryset = queryset
+
+    def clean(self):
+        cleaned = super().clean() or {}
+        given = {name for name in ("readiness_risk", "readiness_below") if cleaned.get(name) not in (None, "")}
+        if len(given) == 1:
+            (missing,) = {"readiness_risk", "readiness_below"} - given
+            if missing not in self.errors:
+                self.add_error(
+                    missing, "readiness_risk and readiness_below go together (readiness_risk=overall for all risks)."
+                )
+        return cleaned
+
+    def filter(self, handovers: QuerySet[Handover]) -> QuerySet[Handover]:
+        """``handovers`` filtered and ordered as the (valid) form says; readiness from the stored shares."""
+        data = self.cleaned_data
+        for name, lookup in (
+            ("team", "receiving_team"),
+            ("operations_owner", "operations_owner"),
+            ("manager", "project__manager"),
+            ("service", "service"),
+            ("project", "project"),
+        ):
+            if data[name] is not None:
+                handovers = handovers.filter(**{lookup: data[name]})
+        if data["status"]:
+            handovers = handovers.filter(status__in=data["status"])
+        if data["has_open_stall"] is not None:
+            flagged = StallFlag.objects.filter(resolved_at__isnull=True).values("handover_id")
+            handovers = (
+                handovers.filter(pk__in=flagged) if data["has_open_stall"] else handovers.exclude(pk__in=flagged)
+            )
+        if data["overdue"] is not None:
+            overdue = handover_overdue_q()
+            handovers = handovers.filter(overdue) if data["overdue"] else handovers.exclude(overdue)
+        if data["readiness_risk"] and data["readiness_below"] is not None:
+            handovers = handovers.filter(**{f"{SHARE_FIELDS[data['readiness_risk']]}__lt": data["readiness_below"]})
+        ordering = data["ordering"] or "target_date"
+        if ordering == "readiness":
+            return handovers.order_by("readiness_share", "target_date", "id")
+        if ordering == "status":
+            workflow = Case(*(When(status=s, then=Value(i)) for i, s in enumerate(HandoverStatus)), default=Value(99))
+            return handovers.alias(_step=workflow).order_by("_step", "target_date", "id")
+        return handovers.order_by("target_date", "id")

@@ -390,6 +390,14 @@ def handover_is_overdue(handover: Handover, today: date | None = None) -> bool:
     return handover.target_date < today and handover.status not in (*ACCEPTED_STATUSES, HandoverStatus.CANCELLED)
 
 
+def handover_overdue_q(today: date | None = None, prefix: str = "") -> Q:
+    """``handover_is_overdue`` as a filter (``prefix``: the path from the queried model to the handover)."""
+    today = today or timezone.localdate()
+    return Q(**{f"{prefix}target_date__lt": today}) & ~Q(
+        **{f"{prefix}status__in": [*ACCEPTED_STATUSES, HandoverStatus.CANCELLED]}
+    )
+
+
 def operations_handovers(user) -> QuerySet[Handover]:
     """Live handovers (not completed or cancelled) coming to a team ``user`` leads or belongs to, or owned by them."""
     theirs = Handover.objects.filter(

@@ -17,6 +17,7 @@ urlpatterns = [
     # Following a notification marks it read, then goes to the handover's page (handover:detail).
     path("notifications/<int:pk>/", views.notification_open, name="notification-open"),
     path("projects/<int:pk>/plan-handover/", views.plan_handover, name="plan"),
+    path("handovers/", views.handover_list, name="list"),
     path("handovers/<int:pk>/", views.handover_detail, name="detail"),
     path("handovers/<int:pk>/accept-with-conditions/", views.accept_with_conditions, name="accept-with-conditions"),
     # submit, accept, return, start-hypercare, complete, cancel, comment

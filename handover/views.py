@@ -14,18 +14,35 @@ items, so that their query count does not grow with the rows they show (``tests/
 """
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from typing import Literal
-from urllib.parse import urlsplit
+from typing import Any, Literal
+from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Count, F, Min, Prefetch, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    Exists,
+    F,
+    Min,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
+from django.db.models.functions import Coalesce, RowNumber
 from django.forms import BaseFormSet
 from django.http import Http404, HttpResponseBadRequest, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
@@ -36,11 +53,11 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 
 from config.charts import Bar, Column, column_chart, horizontal_bars, meter
-from config.web import ServiceForm, error_status, indexed_error_field, register_section
+from config.web import INVALID, ServiceForm, error_status, indexed_error_field, paginate, register_section
 from operations.models import OperationsTeam, Service
 from projects.choices import FINAL_STAGES, STAGE_ORDER, Stage
 from projects.models import Project
-from projects.selectors import project_is_overdue
+from projects.selectors import managers_of, overdue_q, project_is_overdue
 from projects.services import can_manage
 
 from . import services as hs
@@ -57,6 +74,7 @@ from .forms import (
     ConditionFormSet,
     ConditionMetForm,
     EvidenceForm,
+    HandoverListForm,
     HypercareForm,
     NotApplicableForm,
     PlanHandoverForm,
@@ -80,6 +98,7 @@ from .models import (
     StallFlag,
 )
 from .notifications.services import notifications_mark_read
+from .readiness import stored_readiness
 from .selectors import (
     Readiness,
     can_mark_condition_met,
@@ -87,6 +106,7 @@ from .selectors import (
     handover_actions,
     handover_gates,
     handover_is_overdue,
+    handover_overdue_q,
     handover_roles,
     handovers_visible_to,
     inbox,
@@ -409,33 +429,187 @@ def _stage_chart(stages: list[str], href: Callable[[Stage], str] | None = None):
     )
 
 
+def _stage_chart_of(given: Mapping[str, int], href: Callable[[Stage], str] | None = None):
+    """The projects by stage, from their number in each stage (a grouped count, not the projects)."""
+    counts = {stage: given.get(stage.value, 0) for stage in [*STAGE_ORDER, Stage.CANCELLED]}
+    return column_chart(
+        [Column(label=stage.label, value=count, href=href(stage) if href else "") for stage, count in counts.items()],
+        title="Projects by stage",
+        desc="Number of projects in each lifecycle stage: "
+        + "; ".join(f"{stage.label} {count}" for stage, count in counts.items()),
+        headers=("stage", "projects"),
+    )
+
+
 # ------------------------------------------------------------------------------------------- portfolio board
+
+
+# How a board card is ordered in its column: overdue first, then stalled, then by planned handover date.
+BOARD_STAGES = [*STAGE_ORDER, Stage.CANCELLED]
+
+
+def _board_overdue(today: date) -> Q:
+    """The project is overdue (``project_is_overdue``), or its live handover is (``handover_is_overdue``)."""
+    late_handover = Handover.objects.filter(handover_overdue_q(today), project=OuterRef("pk")).exclude(
+        status=HandoverStatus.CANCELLED
+    )
+    return overdue_q(today) | Q(Exists(late_handover))
+
+
+def _board_stalled() -> Q:
+    """The project's live handover has an open stall flag."""
+    return Q(
+        Exists(
+            StallFlag.objects.filter(handover__project=OuterRef("pk"), resolved_at__isnull=True).exclude(
+                handover__status=HandoverStatus.CANCELLED
+            )
+        )
+    )
+
+
+@dataclass(frozen=True)
+class BoardCard:
+    """A project's card on the board, with its live (not cancelled) handover, its readiness stored on it."""
+
+    project: Project
+    live: Handover | None
+    overdue: bool
+    stalled: bool
+    open_flags: int
+
+    @property
+    def readiness(self) -> Readiness | None:
+        return stored_readiness(self.live) if self.live else None
+
+    @property
+    def overall_meter(self) -> SafeString:
+        overall = self.readiness.overall if self.readiness else None
+        return _meter(overall.verified_ratio, overall.done_ratio) if overall else SafeString("")
+
+    @property
+    def overall_verified(self) -> str:
+        return _percent(self.readiness.overall.verified_ratio) if self.readiness else ""
+
+
+@dataclass(frozen=True)
+class BoardColumn:
+    """A stage's column: its first cards, how many projects it holds (on the board), and the older final ones."""
+
+    stage: Stage
+    cards: list[BoardCard]
+    count: int
+    older: int  # closed or cancelled before the board's window (0 when the window is off)
+    more_href: str
+
+    @property
+    def more(self) -> int:
+        return self.count - len(self.cards)
+
+
+def _board_query(params: dict, **changes) -> str:
+    """A query string of the board's own filters (``team``, ``manager``, ``closed``) with ``changes``."""
+    merged = {name: value for name, value in {**params, **changes}.items() if value}
+    return f"?{urlencode(merged)}" if merged else ""
 
 
 @login_required
 def board(request):
-    """Projects in columns by stage, filterable by receiving team and manager; overdue and stalled ones stand out."""
+    """Projects in columns by stage, filterable by receiving team and manager; overdue and stalled ones stand out.
+
+    Bounded whatever the size of the organisation, in a fixed number of queries: one grouped COUNT gives every
+    column's size and the overdue and stalled totals; one query ranks the projects within their stage (ROW_NUMBER()
+    OVER (PARTITION BY stage), overdue first, then stalled, then by planned handover date) and reads the first
+    ``HANDOVER_BOARD_COLUMN_CAP`` of each; one more reads their live handovers, readiness from the counters stored
+    on each (no checklist item is read). A column's "n more" opens the projects list on that stage, with the board's
+    filters. Closed and cancelled projects are shown from the last ``HANDOVER_BOARD_RECENT_DAYS`` days (by the date
+    they reached that stage) unless ``?closed=all``; the column says how many older ones there are.
+    """
     user = request.user
     today = timezone.localdate()
+    cap = settings.HANDOVER_BOARD_COLUMN_CAP
     visible = Project.objects.visible_to(user)
     teams = list(OperationsTeam.objects.order_by("name"))
-    managers = list(
-        User.objects.filter(pk__in=visible.exclude(manager=None).values("manager_id")).order_by(
-            "first_name", "last_name", "username"
-        )
-    )
+    managers = list(managers_of(visible))
     team_id = _int_param(request.GET.get("team"), {t.pk for t in teams})
     manager_id = _int_param(request.GET.get("manager"), {m.pk for m in managers})
-    shown = visible.select_related("manager", "receiving_team")
+    all_closed = request.GET.get("closed") == "all"
+    shown = visible
     if team_id:
         shown = shown.filter(receiving_team_id=team_id)
     if manager_id:
         shown = shown.filter(manager_id=manager_id)
-    projects = _project_cards(list(shown.order_by(F("planned_handover").asc(nulls_last=True), "code")), today)
-    by_stage: dict[str, list[ProjectCard]] = defaultdict(list)
-    for card in projects:
-        by_stage[card.project.stage].append(card)
-    columns = [{"stage": stage, "projects": by_stage[stage.value]} for stage in [*STAGE_ORDER, Stage.CANCELLED]]
+    since = timezone.now() - timedelta(days=settings.HANDOVER_BOARD_RECENT_DAYS)
+    on_board = Q() if all_closed else ~Q(stage__in=FINAL_STAGES) | Q(stage_changed_at__gte=since)
+    overdue, stalled = _board_overdue(today), _board_stalled()
+
+    counts = {
+        row["stage"]: row
+        for row in shown.order_by()
+        .values("stage")
+        .annotate(
+            on_board=Count("pk", filter=on_board),
+            overdue=Count("pk", filter=on_board & overdue),
+            stalled=Count("pk", filter=on_board & stalled),
+            all=Count("pk"),
+        )
+    }
+    ranked = list(
+        shown.filter(on_board)
+        .annotate(
+            is_overdue=Case(When(overdue, then=Value(True)), default=Value(False), output_field=BooleanField()),
+            is_stalled=Case(When(stalled, then=Value(True)), default=Value(False), output_field=BooleanField()),
+        )
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("stage")],
+                order_by=[
+                    F("is_overdue").desc(),
+                    F("is_stalled").desc(),
+                    F("planned_handover").asc(nulls_last=True),
+                    F("code").asc(),
+                ],
+            )
+        )
+        .filter(rank__lte=cap)
+        .select_related("manager", "receiving_team")
+        .order_by("stage", "rank")
+    )
+    live = {
+        handover.project_id: handover
+        for handover in Handover.objects.filter(project__in=[p.pk for p in ranked])
+        .exclude(status=HandoverStatus.CANCELLED)
+        .annotate(open_flag_total=_open_flags_counted())
+    }
+    by_stage: dict[str, list[BoardCard]] = defaultdict(list)
+    for project in ranked:
+        handover = live.get(project.pk)
+        by_stage[project.stage].append(
+            BoardCard(
+                project=project,
+                live=handover,
+                overdue=project.is_overdue,
+                stalled=project.is_stalled,
+                open_flags=handover.open_flag_total if handover else 0,
+            )
+        )
+    filters = {"team": team_id, "manager": manager_id}
+    projects_list = reverse("projects:list")
+    columns = []
+    for stage in BOARD_STAGES:
+        row: Mapping[str, Any] = counts.get(stage.value, {})
+        list_params = {**filters, "stage": stage.value}
+        if stage in FINAL_STAGES:
+            list_params["ordering"] = "-stage_changed_at"
+        columns.append(
+            BoardColumn(
+                stage=stage,
+                cards=by_stage[stage.value],
+                count=row.get("on_board", 0),
+                older=row.get("all", 0) - row.get("on_board", 0),
+                more_href=f"{projects_list}{_board_query(list_params)}",
+            )
+        )
     context = {
         "nav": "board",
         "columns": columns,
@@ -444,10 +618,17 @@ def board(request):
         "team_id": team_id,
         "manager_id": manager_id,
         "filtered": bool(team_id or manager_id),
-        "total": len(projects),
-        "overdue_count": sum(p.overdue for p in projects),
-        "stalled_count": sum(p.stalled for p in projects),
-        "stage_chart": _stage_chart([p.project.stage for p in projects], href=lambda stage: f"#stage-{stage.value}"),
+        "all_closed": all_closed,
+        "recent_days": settings.HANDOVER_BOARD_RECENT_DAYS,
+        "older": sum(column.older for column in columns),
+        "all_closed_query": _board_query({**filters, "closed": "all"}),
+        "recent_query": _board_query(filters),
+        "total": sum(column.count for column in columns),
+        "overdue_count": sum(row["overdue"] for row in counts.values()),
+        "stalled_count": sum(row["stalled"] for row in counts.values()),
+        "stage_chart": _stage_chart_of(
+            {column.stage.value: column.count for column in columns}, href=lambda stage: f"#stage-{stage.value}"
+        ),
     }
     return render(request, "handover/board.html", context)
 
@@ -459,6 +640,82 @@ def _int_param(value: str | None, allowed: set[int]) -> int | None:
     except ValueError:
         return None
     return number if number in allowed else None
+
+
+# ------------------------------------------------------------------------------------------- handovers list
+
+
+def _open_flags_counted() -> Coalesce:
+    """A handover's open stall flags, counted in a subquery: evaluated for the rows read, not the whole list."""
+    return Coalesce(
+        Subquery(
+            StallFlag.objects.filter(handover=OuterRef("pk"), resolved_at__isnull=True)
+            .order_by()
+            .values("handover")
+            .annotate(n=Count("pk"))
+            .values("n")
+        ),
+        0,
+    )
+
+
+@dataclass(frozen=True)
+class ListedHandover:
+    """A row of the handovers list: readiness from the handover's stored counters, its open flags counted."""
+
+    handover: Handover
+    overdue: bool
+    open_flags: int
+
+    @property
+    def overall_meter(self) -> SafeString:
+        overall = stored_readiness(self.handover).overall
+        return _meter(overall.verified_ratio, overall.done_ratio)
+
+    @property
+    def overall_verified(self) -> str:
+        return _percent(stored_readiness(self.handover).overall.verified_ratio)
+
+
+@login_required
+def handover_list(request):
+    """The handovers the user may see, filtered (``HandoverListForm``: the API list's names) and paged by 50.
+
+    A bounded page whatever the size of the organisation, in a fixed number of queries: the count is capped
+    (``config.web.paginate`` counts at most 1,001 rows, in a subquery, and says "more than 1,000" past that: a
+    large organisation's whole visible set is not counted on every page, and the count is read once per request),
+    then the page's rows are read with their project, team and owner joined, their open flags counted in a
+    subquery and readiness from the counters stored on each handover (no checklist item is read). Paging links
+    keep every filter (``{% querystring %}``); invalid filters are shown next to their fields with a 400, and a page
+    past the end is a 404.
+    """
+    user = request.user
+    visible = handovers_visible_to(user)
+    projects = Project.objects.visible_to(user)
+    owners = User.objects.filter(pk__in=visible.values("operations_owner_id")).order_by(
+        "first_name", "last_name", "username"
+    )
+    form = HandoverListForm(request.GET, projects=projects, owners=owners, managers=managers_of(projects))
+    context: dict = {"nav": "handovers", "form": form}
+    if not form.is_valid():
+        return render(request, "handover/handover_list.html", context, status=INVALID)
+    shown = form.filter(visible)
+    page = paginate(
+        shown.select_related("project", "receiving_team", "operations_owner").annotate(
+            open_flag_total=_open_flags_counted()
+        ),
+        request.GET.get("page"),
+        count=shown,
+    )
+    today = timezone.localdate()
+    context["page"] = page
+    context["rows"] = [
+        ListedHandover(handover=h, overdue=handover_is_overdue(h, today), open_flags=h.open_flag_total)
+        for h in page.rows
+    ]
+    context["project"] = form.cleaned_data["project"]
+    context["filtered"] = any(value for name, value in form.cleaned_data.items() if name != "ordering")
+    return render(request, "handover/handover_list.html", context)
 
 
 # ----------------------------------------------------------------------------------------- the handover page

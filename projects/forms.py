@@ -4,9 +4,14 @@ from typing import cast
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.db.models import F, QuerySet
 
-from config.web import PeopleChoiceField, PersonChoiceField, ServiceForm
+from config.web import PeopleChoiceField, PersonChoiceField, ServiceForm, YesNoField
 from operations.models import OperationsTeam
+
+from .choices import Stage
+from .models import Project
+from .selectors import overdue_q
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
@@ -49,3 +54,50 @@ class ProjectForm(ServiceForm):
         if not may_choose_manager:
             # Only an administrator names another manager (project_create / project_update say so too).
             del self.fields["manager"]
+
+
+class ProjectListForm(forms.Form):
+    """The filters of the projects list page, named as the API list's (``GET /api/v1/projects/``), and its order.
+
+    Invalid values are the form's errors (a 400 page naming the field), never silently ignored: a link or a saved
+    view that filters must not quietly show everything.
+    """
+
+    ORDERINGS = {
+        "planned_handover": "Planned handover",
+        "-stage_changed_at": "Stage changed, latest first",
+        "code": "Code",
+    }
+
+    stage = forms.MultipleChoiceField(
+        label="Stage", choices=Stage.choices, required=False, widget=forms.SelectMultiple(attrs={"size": 3})
+    )
+    team = forms.ModelChoiceField(
+        label="Receiving team", queryset=OperationsTeam.objects.order_by("name"), required=False, empty_label="All"
+    )
+    manager = PersonChoiceField(label="Project manager", queryset=None, required=False, empty_label="Anyone")
+    overdue = YesNoField(label="Overdue")
+    ordering = forms.ChoiceField(label="Order by", choices=list(ORDERINGS.items()), required=False)
+
+    def __init__(self, *args, managers, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        cast(forms.ModelChoiceField, self.fields["manager"]).queryset = managers
+
+    def filter(self, projects: QuerySet[Project]) -> QuerySet[Project]:
+        """``projects`` filtered and ordered as the (valid) form says."""
+        data = self.cleaned_data
+        if data["stage"]:
+            projects = projects.filter(stage__in=data["stage"])
+        if data["team"]:
+            projects = projects.filter(receiving_team=data["team"])
+        if data["manager"]:
+            projects = projects.filter(manager=data["manager"])
+        if data["overdue"] is not None:
+            overdue = overdue_q()
+            projects = projects.filter(overdue) if data["overdue"] else projects.exclude(overdue)
+        ordering = data["ordering"] or "planned_handover"
+        if ordering == "planned_handover":
+            return projects.order_by(F("planned_handover").asc(nulls_last=True), "code")
+        if ordering == "-stage_changed_at":
+            return projects.order_by(F("stage_changed_at").desc(nulls_last=True), "code")
+        return projects.order_by("code")

@@ -3,7 +3,8 @@
 from dataclasses import dataclass
 from datetime import date
 
-from django.db.models import Q
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config.errors import DomainError
@@ -63,4 +64,13 @@ def project_is_overdue(project: Project, today: date | None = None) -> bool:
         and project.actual_handover is None
         and project.planned_handover is not None
         and project.planned_handover < today
+    )
+
+
+def managers_of(projects: QuerySet[Project]):
+    """The people who manage any of ``projects``, by name: one query (bounded by the users, not the projects)."""
+    return (
+        get_user_model()
+        .objects.filter(pk__in=projects.exclude(manager=None).values("manager_id"))
+        .order_by("first_name", "last_name", "username")
     )

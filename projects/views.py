@@ -1,4 +1,5 @@
-"""Web pages of projects: the project page (details, stage timeline, the moves its manager may make), create, edit.
+"""Web pages of projects: the list, the project page (details, stage timeline, the moves its manager may make),
+create, edit.
 
 The moves come from ``projects.selectors.project_moves``: a move the user may not make is not shown (and its URL
 answers 403 before reading the form), a move a gate blocks is shown disabled with the gate's message, and
@@ -16,13 +17,35 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from config.errors import NotPermitted
-from config.web import error_status, page_sections
+from config.web import INVALID, error_status, page_sections, paginate
 
 from . import services as ps
 from .choices import STAGE_ORDER, ProjectEventKind, Stage
-from .forms import MoveForm, ProjectForm
+from .forms import MoveForm, ProjectForm, ProjectListForm
 from .models import Project
-from .selectors import project_is_overdue, project_moves, project_success
+from .selectors import managers_of, project_is_overdue, project_moves, project_success
+
+
+@login_required
+def project_list(request):
+    """The projects the user may see, filtered (``ProjectListForm``: the API list's names) and paged by 50.
+
+    A bounded page whatever the size of the organisation: one capped count (``config.web.paginate``: "more than
+    1,000" past the cap, rather than counting every visible project on every page), then the page's rows with their
+    manager and team joined. Paging links keep every filter (``{% querystring %}``); invalid filters are shown next
+    to their fields with a 400, and a page past the end is a 404.
+    """
+    visible = Project.objects.visible_to(request.user)
+    form = ProjectListForm(request.GET, managers=managers_of(visible))
+    context: dict = {"nav": "projects", "form": form, "today": timezone.localdate()}
+    if not form.is_valid():
+        return render(request, "projects/project_list.html", context, status=INVALID)
+    shown = form.filter(visible)
+    page = paginate(shown.select_related("manager", "receiving_team"), request.GET.get("page"), count=shown)
+    context["page"] = page
+    context["rows"] = [(project, project_is_overdue(project, context["today"])) for project in page.rows]
+    context["filtered"] = any(value for name, value in form.cleaned_data.items() if name != "ordering")
+    return render(request, "projects/project_list.html", context)
 
 
 def _visible_project(request, pk: int) -> Project:

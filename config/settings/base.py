@@ -236,6 +236,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
 }
 
+# The portfolio board: at most this many cards per stage column (the most urgent first, then "n more" into the
+# projects list), and closed or cancelled projects only from this many days back unless ?closed=all.
+HANDOVER_BOARD_COLUMN_CAP = env.int("BOARD_COLUMN_CAP", default=12)
+HANDOVER_BOARD_RECENT_DAYS = env.int("BOARD_RECENT_DAYS", default=90)
+
 # Stall rules (docs/domain.md "Stalled handovers"): days before each rule fires. An operations team may override any of
 # them; these are the defaults, each overridable from the environment.
 HANDOVER_STALL_THRESHOLDS = {
