@@ -1,6 +1,7 @@
 """Answers the web UI owes a person when a request cannot reach its view: the session ended, the form's CSRF token
 went stale, or an address that only takes a form was opened. The API (``/api/``) answers these itself."""
 
+import logging
 import threading
 import time
 from urllib.parse import urlencode
@@ -14,6 +15,8 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from .api import error_body, is_api_request
 from .request_id import new_request_id, reset_request_id, set_request_id
+
+logger = logging.getLogger(__name__)
 
 STALE_PAGE = (
     "This page was loaded before you signed in or out elsewhere, so the form on it can no longer be sent. "
@@ -52,37 +55,54 @@ OVERLOADED = "The service is busy right now and could not take this request. Try
 
 class LoadSheddingMiddleware:
     """Overload degrades instead of collapsing: at most ``MAX_CONCURRENT_REQUESTS`` requests of this process run at
-    once; one more waits up to ``REQUEST_QUEUE_TIMEOUT`` seconds for a slot, then is answered 503 with
-    ``Retry-After`` (the API's error shape under /api/, a small page elsewhere), without touching the database.
+    once and as many more wait, each up to ``REQUEST_QUEUE_TIMEOUT`` seconds, for a slot; any other request, and a
+    waiting one whose time is up, is answered 503 with ``Retry-After`` (the API's error shape under /api/, a small
+    page elsewhere), without touching the database.
 
     Past saturation a queue only adds waiting: every request would wait for those ahead of it until it reached
     the timeout. Refused at once, the excess costs the server almost nothing and the admitted requests keep their
-    speed. gunicorn runs more threads than slots (config/gunicorn.py), so a thread is free to say no. Behind a
-    proxy that stamps ``X-Request-Start``, a request that already waited longer than ``REQUEST_MAX_AGE`` seconds in
-    front of the application is refused too: its client has likely given up. /healthz is never refused (its
-    checks are cheap), nor are static files (WhiteNoise, before this middleware, serves them)."""
+    speed; the short wait only absorbs the bursts of a load within capacity. gunicorn runs more threads than slots
+    and waiters (config/gunicorn.py), so a thread is free to say no. Behind a proxy that stamps
+    ``X-Request-Start``, a request that already waited longer than ``REQUEST_MAX_AGE`` seconds in front of the
+    application is refused too: its client has likely given up. /healthz is never refused (its checks are cheap),
+    nor are static files (WhiteNoise, before this middleware, serves them). How many were refused is logged as a
+    warning at most every ten seconds, not once per request."""
+
+    REPORT_EVERY = 10.0
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
         if not settings.MAX_CONCURRENT_REQUESTS:
             raise MiddlewareNotUsed
         self.slots = threading.BoundedSemaphore(settings.MAX_CONCURRENT_REQUESTS)
+        self.queue = threading.BoundedSemaphore(settings.MAX_CONCURRENT_REQUESTS)
         self.wait = settings.REQUEST_QUEUE_TIMEOUT
         self.max_age = settings.REQUEST_MAX_AGE
         self.exempt = tuple(settings.LOAD_SHEDDING_EXEMPT)
         self.page: str | None = None
+        self.refused, self.reported_at, self.lock = 0, time.monotonic(), threading.Lock()
 
     def __call__(self, request):
         if request.path_info.startswith(self.exempt):
             return self.get_response(request)
         if self.max_age and self._waited(request) > self.max_age:
             return self.shed(request)
-        if not self.slots.acquire(timeout=self.wait):
+        if not self._admit():
             return self.shed(request)
         try:
             return self.get_response(request)
         finally:
             self.slots.release()
+
+    def _admit(self) -> bool:
+        if self.slots.acquire(blocking=False):
+            return True
+        if not self.wait or not self.queue.acquire(blocking=False):  # as many waiting as running, no more
+            return False
+        try:
+            return self.slots.acquire(timeout=self.wait)
+        finally:
+            self.queue.release()
 
     def _waited(self, request) -> float:
         """Seconds since the proxy stamped the request: ``X-Request-Start: t=<seconds, ms or µs since the epoch>``
@@ -110,6 +130,17 @@ class LoadSheddingMiddleware:
             response = HttpResponse(self.page, status=503)
         response["Retry-After"] = retry_after
         response["Cache-Control"] = "no-store"
+        # Not logged one by one (Django logs every 5xx with its path): under overload that would be thousands of
+        # lines a minute, written by the very threads meant to answer quickly. A count every REPORT_EVERY seconds.
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        with self.lock:
+            self.refused += 1
+            now = time.monotonic()
+            if now - self.reported_at < self.REPORT_EVERY:
+                return response
+            refused, since = self.refused, now - self.reported_at
+            self.refused, self.reported_at = 0, now
+        logger.warning("Overloaded: %d request(s) refused with 503 in the last %.0f s", refused, since)
         return response
 
 

@@ -86,6 +86,25 @@ def test_a_request_beyond_the_limit_is_refused_at_once_with_503_and_retry_after(
     assert health.status_code == 200
 
 
+def test_as_many_wait_for_a_slot_as_run_and_the_next_one_is_refused_without_waiting(held, settings, rf):
+    """GIVEN one slot taken and its one place in the queue taken WHEN a request comes, with up to 5 s to wait THEN it
+    is refused at once; and a request that does wait for the slot is served when the slot comes free."""
+    held.wait = 5.0
+    assert held.queue.acquire(blocking=False)  # someone is already waiting
+    started = time.monotonic()
+    refused = held(rf.get("/"))
+    assert refused.status_code == 503
+    assert time.monotonic() - started < 1
+    held.queue.release()
+
+    answers: list[HttpResponse] = []
+    waiting = threading.Thread(target=lambda: answers.append(held(rf.get("/"))))
+    waiting.start()
+    held.get_response.finish.set()  # the held request ends, its slot goes to the one waiting
+    waiting.join(5)
+    assert [answer.status_code for answer in answers] == [200]
+
+
 def test_the_slot_is_given_back_when_the_request_ends_even_when_it_fails(one_slot, rf):
     def failing(request):
         raise RuntimeError("the view failed")
@@ -130,5 +149,5 @@ def test_gunicorn_runs_threads_beyond_the_slots_from_the_environment(monkeypatch
     chosen = runpy.run_path(str(ROOT / "config" / "gunicorn.py"))
 
     assert default["worker_class"] == "gthread"
-    assert (default["workers"], default["threads"], default["bind"]) == (2, 12, "127.0.0.1:8000")
+    assert (default["workers"], default["threads"], default["bind"]) == (2, 24, "127.0.0.1:8000")
     assert (chosen["workers"], chosen["threads"], chosen["bind"]) == (3, 20, "127.0.0.1:8123")

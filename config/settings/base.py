@@ -67,10 +67,11 @@ MIDDLEWARE = [
 CSRF_FAILURE_VIEW = "config.middleware.csrf_failure"
 
 # --- Load shedding (config.middleware.LoadSheddingMiddleware; sizing in the README, figures in docs/benchmarks.md) --
-# Requests one web process serves at once (0: no limit); one more waits up to REQUEST_QUEUE_TIMEOUT seconds for a
-# slot and is then answered 503 with Retry-After. gunicorn's WEB_THREADS must stay above it (config/gunicorn.py).
+# Requests one web process serves at once (0: no limit); as many more wait up to REQUEST_QUEUE_TIMEOUT seconds for
+# a slot, any other is answered 503 with Retry-After. gunicorn's WEB_THREADS must stay above twice it
+# (config/gunicorn.py).
 MAX_CONCURRENT_REQUESTS = env.int("MAX_CONCURRENT_REQUESTS", default=4)
-REQUEST_QUEUE_TIMEOUT = env.float("REQUEST_QUEUE_TIMEOUT", default=0.25)
+REQUEST_QUEUE_TIMEOUT = env.float("REQUEST_QUEUE_TIMEOUT", default=0.1)
 # Behind a proxy that stamps X-Request-Start: a request older than this many seconds is refused (0: not checked).
 REQUEST_MAX_AGE = env.float("REQUEST_MAX_AGE", default=0)
 LOAD_SHEDDING_RETRY_AFTER = 2
