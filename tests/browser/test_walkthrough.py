@@ -12,6 +12,7 @@ import re
 import pytest
 
 from projects.choices import Stage
+from projects.models import Project
 
 from .conftest import DEMO_PASSWORD, PHONE, VIEWPORT, WALK_AT, WALK_ITEMS, assert_fits, screenshot, sign_in
 
@@ -72,7 +73,7 @@ def move_project(page, to: Stage) -> None:
     expect(page.get_by_test_id("project-stage")).to_have_text(to.label)
 
 
-def test_manager_and_owner_carry_a_handover_from_plan_to_closed_project(new_page, demo, console_log):
+def test_manager_and_owner_carry_a_handover_from_plan_to_closed_project(new_page, demo, console_log, settings):
     """GIVEN the demo organisation and a fresh project of Priya's in planning
     WHEN Priya prepares and submits its handover, Nina sends one item back and returns it, Priya fixes the item and
     resubmits, Nina accepts with a condition and Priya closes the project
@@ -248,6 +249,35 @@ def test_manager_and_owner_carry_a_handover_from_plan_to_closed_project(new_page
     assert_fits(priya_page)
     screenshot(priya_page, "portfolio.png")
 
+    # --- A column shows its most urgent cards only; its "n more" opens the projects list on that stage, with the
+    # board's filter, and paging the list keeps both. (Fifty-odd more projects to the desk, and a cap of 2 cards.)
+    settings.HANDOVER_BOARD_COLUMN_CAP = 2
+    desk = demo["project"].receiving_team
+    Project.objects.bulk_create(
+        Project(
+            code=f"BULK-{n:02d}", name=f"Kiosk {n}", manager=demo["priya"], receiving_team=desk, stage=Stage.EXECUTION
+        )
+        for n in range(52)
+    )
+    executing = Project.objects.visible_to(demo["priya"]).filter(receiving_team=desk, stage=Stage.EXECUTION).count()
+    priya_page.get_by_test_id("board-filters").get_by_label("Receiving team").select_option(label=desk.name)
+    priya_page.get_by_test_id("board-filters").get_by_role("button", name="Filter").click()
+    column = priya_page.locator("#stage-execution")
+    expect(column.get_by_test_id("board-card")).to_have_count(2)
+    expect(column.get_by_test_id("column-count")).to_have_text(str(executing))
+    column.get_by_test_id("column-more").filter(has_text=f"{executing - 2} more").click()
+    expect(priya_page).to_have_url(re.compile(rf"/projects/\?(?=.*team={desk.pk})(?=.*stage=execution)"))
+    expect(priya_page.get_by_label("Receiving team")).to_have_value(str(desk.pk))
+    expect(priya_page.get_by_test_id("project-row")).to_have_count(50)
+    expect(priya_page.get_by_test_id("list-count")).to_have_text(f"1\u201350 of {executing} projects")
+    priya_page.get_by_test_id("page-next").click()
+    expect(priya_page).to_have_url(re.compile(rf"/projects/\?(?=.*team={desk.pk})(?=.*stage=execution)(?=.*page=2)"))
+    rows = priya_page.get_by_test_id("project-row")
+    expect(rows).to_have_count(executing - 50)
+    expect(rows.locator("td[data-label=Team]")).to_have_text([desk.name] * (executing - 50))
+    expect(rows.locator("td[data-label=Stage]")).to_have_text(["Execution"] * (executing - 50))
+    assert_fits(priya_page)
+
     # --- Opening her notification about the stall marks it read and lands on the CRM handover's flags.
     priya_page.goto("/")
     before = unread(priya_page)
@@ -280,6 +310,10 @@ def test_the_pages_fit_a_phone(new_page, demo):
     expect(priya.locator("svg.chart-wide").first).to_be_hidden()
     assert_fits(priya)
     screenshot(priya, "portfolio-phone.png")
+    for path in ("/handovers/", "/projects/"):  # the list pages' rows become cards
+        priya.goto(path)
+        expect(priya.locator("table.responsive tbody tr").first).to_be_visible()
+        assert_fits(priya)
 
     nina.goto("/")
     within_phone_width(nina.get_by_test_id("incoming-handover").first.locator("td[data-label=Readiness]"))
