@@ -54,6 +54,9 @@ max_requests_jitter = 500
 # The heartbeat file on tmpfs, where a slow disk cannot stall it into a false timeout.
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
+# No control socket (gunicornc, nothing here uses it): every gunicorn on a machine would share its one default path
+# under $HOME, make run's, the tests' and the load benchmark's alike.
+control_socket_disable = True
 accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None
 errorlog = "-"
 capture_output = False
