@@ -356,6 +356,32 @@ def show(row: dict[str, Any]) -> None:
     print("          p99 by kind (ms): " + ", ".join(f"{k} {v}" for k, v in row["kinds_p99_ms"].items()), flush=True)
 
 
+def clean(row: dict[str, Any]) -> bool:
+    """Carried: every request answered as asked (or refused for its state), p99 within a second."""
+    o = row["outcomes"]
+    return o["ok"] + o["refused"] == row["requests"] and row["p99_ms"] <= 1000
+
+
+def verdict(rows: list[dict[str, Any]]) -> None:
+    """The highest rate carried cleanly, and whether, past it, every failure was a 503 answered within a second."""
+    carried = [row["offered"] for row in rows if clean(row)]
+    print(f"carried cleanly (no error, p99 <= 1 s) up to {max(carried) if carried else 'none'} req/s", flush=True)
+    for row in rows:
+        if clean(row):
+            continue
+        o = row["outcomes"]
+        failures = row["requests"] - o["ok"] - o["refused"]
+        only_503 = failures == o["shed"]
+        fast = row["shed_p99_ms"] is not None and row["shed_p99_ms"] <= 1000
+        print(
+            f"at {row['offered']:g}/s: {failures} failed, "
+            + ("all 503s" if only_503 else f"{failures - o['shed']} of them not 503s")
+            + (f", the 503s' p99 {row['shed_p99_ms']} ms" if o["shed"] else "")
+            + (" (failing fast)" if only_503 and fast else ""),
+            flush=True,
+        )
+
+
 # ------------------------------------------------------------------------------------------------------- server
 
 
@@ -468,6 +494,7 @@ def main() -> None:
             row = summarise(rate, args.duration, answers, cpu, wall)
             show(row)
             rows.append(row)
+        verdict(rows)
         if args.json:
             Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
     finally:
