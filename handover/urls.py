@@ -19,6 +19,9 @@ urlpatterns = [
     path("projects/<int:pk>/plan-handover/", views.plan_handover, name="plan"),
     path("handovers/", views.handover_list, name="list"),
     path("handovers/<int:pk>/", views.handover_detail, name="detail"),
+    # The activity log's older entries, and a decision's frozen checklist, loaded on demand (GET; before the moves).
+    path("handovers/<int:pk>/activity/", views.handover_activity, name="activity"),
+    path("handovers/<int:pk>/decisions/<int:decision_id>/", views.handover_decision, name="decision"),
     path("handovers/<int:pk>/accept-with-conditions/", views.accept_with_conditions, name="accept-with-conditions"),
     # submit, accept, return, start-hypercare, complete, cancel, comment
     path("handovers/<int:pk>/<slug:action>/", views.handover_move, name="move"),

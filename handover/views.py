@@ -61,7 +61,7 @@ from projects.selectors import managers_of, overdue_q, project_is_overdue
 from projects.services import can_manage
 
 from . import services as hs
-from .choices import ConditionStatus, HandoverStatus, ItemStatus, Risk
+from .choices import ACCEPTED_STATUSES, OPEN_STATUSES, ConditionStatus, HandoverStatus, ItemStatus, Risk
 from .forms import (
     AcceptForm,
     AcceptWithConditionsForm,
@@ -305,72 +305,289 @@ def _safe_next(request, fallback: str) -> str:
 # ------------------------------------------------------------------------------------------------------ home
 
 
+# How many rows each section of a home page shows, the most urgent first; its heading gives the section's total
+# (a COUNT) and an "all n" link opens the full list, filtered to the same rows.
+HOME_ROWS = 10
+# The full lists the home and team pages link to (their filters are the API's HandoverFilter's names).
+HANDOVER_LIST_PATH, PROJECT_LIST_PATH = "/handovers/", "/projects/"
+LIVE_STATUSES = [s.value for s in HandoverStatus if s not in (HandoverStatus.COMPLETED, HandoverStatus.CANCELLED)]
+
+
+def _list_url(path: str, **params) -> str:
+    """``path`` with ``params`` as its query string (a list value repeats its name: ``status=a&status=b``)."""
+    return f"{path}?{urlencode(params, doseq=True)}" if params else path
+
+
+@dataclass(frozen=True)
+class ListLink:
+    """A link into a full list holding a section's rows: the only one ("all n"), or one of several (a team's)."""
+
+    href: str
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class HomeSection:
+    """The first rows of a home section (at most HOME_ROWS), its total, and links to the full lists."""
+
+    rows: list
+    total: int
+    links: list[ListLink] = field(default_factory=list)
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.rows)
+
+
+def _open_flag_count() -> Coalesce:
+    """The number of a handover's open stall flags, as a subquery (an index-served count per row shown)."""
+    return Coalesce(
+        Subquery(
+            StallFlag.objects.filter(handover=OuterRef("pk"), resolved_at__isnull=True)
+            .order_by()
+            .values("handover")
+            .annotate(n=Count("pk"))
+            .values("n")
+        ),
+        0,
+    )
+
+
+def _overdue_q(today: date, prefix: str = "") -> Q:
+    """As ``handover_is_overdue``: past its target date and neither accepted nor cancelled."""
+    return Q(**{f"{prefix}target_date__lt": today}) & ~Q(
+        **{f"{prefix}status__in": [*ACCEPTED_STATUSES, HandoverStatus.CANCELLED]}
+    )
+
+
+def _urgent_first(handovers: QuerySet[Handover], today: date) -> QuerySet[Handover]:
+    """Overdue first, then those with an open stall flag, then by target date; each row knows its open flags."""
+    return (
+        handovers.annotate(open_flag_count=_open_flag_count())
+        .alias(
+            _late=Case(When(_overdue_q(today), then=Value(0)), default=Value(1)),
+            _calm=Case(When(open_flag_count__gt=0, then=Value(0)), default=Value(1)),
+        )
+        .order_by("_late", "_calm", "target_date", "id")
+    )
+
+
+def _readiness_of(handovers: list[Handover]) -> dict[int, Readiness]:
+    """Readiness of the (few) handovers shown, read from the counters stored on each handover: no item is read."""
+    return {handover.pk: stored_readiness(handover) for handover in handovers}
+
+
+@dataclass(frozen=True)
+class HandoverRow:
+    """A handover as a home or team section shows it: readiness from its stored counters, its open flags counted."""
+
+    handover: Handover
+    readiness: Readiness
+    overdue: bool
+    open_flags: int
+
+    @property
+    def overall_meter(self) -> SafeString:
+        return _meter(self.readiness.overall.verified_ratio, self.readiness.overall.done_ratio)
+
+    @property
+    def overall_verified(self) -> str:
+        return _percent(self.readiness.overall.verified_ratio)
+
+    @property
+    def risk_meters(self) -> list[RiskMeter]:
+        return _risk_meters(self.readiness)
+
+
+def _handover_rows(handovers: list[Handover], today: date) -> list[HandoverRow]:
+    """Rows of handovers read with ``_urgent_first`` (or annotated with ``open_flag_count``)."""
+    readiness = _readiness_of(handovers)
+    return [
+        HandoverRow(
+            handover=handover,
+            readiness=readiness[handover.pk],
+            overdue=handover_is_overdue(handover, today),
+            open_flags=getattr(handover, "open_flag_count", 0),
+        )
+        for handover in handovers
+    ]
+
+
+@dataclass(frozen=True)
+class ProjectRow:
+    """A project of the manager's home with its live (not cancelled) handover's row, if it has one."""
+
+    project: Project
+    live: HandoverRow | None
+    overdue: bool
+
+    @property
+    def risk_meters(self) -> list[RiskMeter]:
+        return self.live.risk_meters if self.live else []
+
+
+def _managed_projects(user, today: date) -> HomeSection:
+    """The manager's running projects: overdue first (the project's plan or its handover's target), then those
+    with an open stall flag, then by target date (the live handover's, else the plan's)."""
+    projects = Project.objects.visible_to(user).filter(manager=user).exclude(stage__in=FINAL_STAGES)
+    live = Handover.objects.filter(project=OuterRef("pk")).exclude(status=HandoverStatus.CANCELLED)
+    late = Q(planned_handover__lt=today, actual_handover__isnull=True) | Q(_live_target__lt=today, _live_accepted=False)
+    shown = list(
+        projects.select_related("receiving_team")
+        .alias(
+            _live_target=Subquery(live.values("target_date")[:1]),
+            _live_accepted=Exists(live.filter(status__in=[*ACCEPTED_STATUSES])),
+            _flagged=Exists(
+                StallFlag.objects.filter(handover__in=live.values("pk"), resolved_at__isnull=True).order_by()
+            ),
+        )
+        .alias(
+            _late=Case(When(late, then=Value(0)), default=Value(1)),
+            _calm=Case(When(_flagged=True, then=Value(0)), default=Value(1)),
+            _target=Coalesce("_live_target", "planned_handover"),
+        )
+        .annotate(section_total=_counted())
+        .order_by("_late", "_calm", F("_target").asc(nulls_last=True), "code")[:HOME_ROWS]
+    )
+    handovers = list(
+        _urgent_first(
+            Handover.objects.filter(project__in=shown)
+            .exclude(status=HandoverStatus.CANCELLED)
+            .select_related("operations_owner", "receiving_team"),
+            today,
+        )
+    )
+    live_rows = {row.handover.project_id: row for row in _handover_rows(handovers, today)}
+    rows = []
+    for project in shown:
+        row = live_rows.get(project.pk)
+        rows.append(
+            ProjectRow(
+                project=project, live=row, overdue=project_is_overdue(project, today) or bool(row and row.overdue)
+            )
+        )
+    total = shown[0].section_total if shown else 0
+    return HomeSection(rows=rows, total=total, links=[ListLink(_list_url(PROJECT_LIST_PATH, manager=user.pk))])
+
+
+def _counted() -> Window:
+    """The number of rows the query matches, on each row it returns: the total of a section and its first rows
+    in one query (the window is computed before the LIMIT)."""
+    return Window(Count("pk"))
+
+
+def _section(queryset: QuerySet, links: list[ListLink]) -> HomeSection:
+    """The first HOME_ROWS of ``queryset`` and how many it holds in all."""
+    shown = list(queryset.annotate(section_total=_counted())[:HOME_ROWS])
+    return HomeSection(rows=shown, total=shown[0].section_total if shown else 0, links=links)
+
+
+def _team_links(coming: dict[int, int], teams: list[OperationsTeam], user, **params) -> list[ListLink]:
+    """Links to the full lists of rows spread over the receiving teams of ``coming`` (live handovers per team):
+    one per team of ``teams`` (its list holds them), one for the rest (the user's own as operations owner)."""
+    links = [
+        ListLink(_list_url(HANDOVER_LIST_PATH, team=team.pk, **params), team.name)
+        for team in teams
+        if coming.get(team.pk)
+    ]
+    if set(coming) - {team.pk for team in teams}:
+        links.append(ListLink(_list_url(HANDOVER_LIST_PATH, operations_owner=user.pk, **params), "yours as owner"))
+    return links
+
+
+def _per_team(queryset: QuerySet, team_path: str = "receiving_team_id") -> dict[int, int]:
+    """How many rows of ``queryset`` each receiving team has (one grouped query, a row per team)."""
+    return {row["team"]: row["n"] for row in queryset.order_by().values(team=F(team_path)).annotate(n=Count("pk"))}
+
+
+def _flag_rows(flags: QuerySet[StallFlag]) -> QuerySet[StallFlag]:
+    """Escalated flags first, then those on the earliest target, the oldest first."""
+    return (
+        flags.select_related("handover__project", "handover__receiving_team", "acknowledged_by", "snoozed_by")
+        .prefetch_related(_team_members("handover__receiving_team__members"))
+        .order_by(F("escalated_at").asc(nulls_last=True), "handover__target_date", "opened_at", "id")
+    )
+
+
 @login_required
 def home(request):
-    """What waits on the signed-in user, by role: the manager's projects, the operations side's handovers."""
+    """What waits on the signed-in user, by role, in bounded sections: the first HOME_ROWS rows of each, the most
+    urgent first, with its total and a link to the full list. No section reads more rows than it shows, and no
+    checklist item is read: readiness comes from the counters stored on each handover."""
     user = request.user
     today = timezone.localdate()
-    context: dict = {"nav": "home", "today": today}
+    context: dict = {"nav": "home", "today": today, "home_rows": HOME_ROWS}
 
-    managed = _project_cards(
-        list(
-            Project.objects.visible_to(user)
-            .filter(manager=user)
-            .exclude(stage__in=FINAL_STAGES)
-            .select_related("receiving_team")
-            .order_by(F("planned_handover").asc(nulls_last=True), "code")
-        ),
-        today,
-    )
-    context["managed"] = managed
-    context["returned"] = [
-        p.live.handover for p in managed if p.live and p.live.handover.status == HandoverStatus.RETURNED
-    ]
-    context["sent_back"] = list(
-        items_sent_back_to(user).select_related("handover__project").order_by("handover__target_date", "position")[:50]
-    )
-    manager_flags = list(
-        StallFlag.objects.filter(
-            resolved_at__isnull=True,
-            handover__project__manager=user,
-            handover__in=handovers_visible_to(user).values("pk"),
+    none = HomeSection(rows=[], total=0)
+    context["is_manager"] = is_manager = Project.objects.filter(manager=user).exists()
+    context.update(managed=none, returned=none, sent_back=none, manager_flags=none)
+    if is_manager:
+        mine = handovers_visible_to(user).filter(project__manager=user)
+        returned = _list_url(HANDOVER_LIST_PATH, manager=user.pk, status=HandoverStatus.RETURNED)
+        manager_flags = StallFlag.objects.filter(resolved_at__isnull=True, handover__in=mine.values("pk"))
+        context.update(
+            managed=_managed_projects(user, today),
+            returned=_section(
+                _urgent_first(mine.filter(status=HandoverStatus.RETURNED).select_related("project"), today),
+                [ListLink(returned)],
+            ),
+            sent_back=_section(
+                items_sent_back_to(user)
+                .select_related("handover__project")
+                .order_by("handover__target_date", "position", "id"),
+                [ListLink(returned, "the returned handovers")],
+            ),
+            manager_flags=_section(
+                _flag_rows(manager_flags),
+                [ListLink(_list_url(HANDOVER_LIST_PATH, manager=user.pk, has_open_stall="true"), "flagged handovers")],
+            ),
         )
-        .select_related("handover__project", "handover__receiving_team", "acknowledged_by", "snoozed_by")
-        .prefetch_related(_team_members("handover__receiving_team__members"))
-    )
 
     teams = list(OperationsTeam.objects.filter(Q(lead=user) | Q(members=user)).distinct().order_by("name"))
-    incoming = _handover_cards(
-        operations_handovers(user)
-        .select_related("project", "receiving_team", "operations_owner")
-        .prefetch_related(_team_members("receiving_team__members"))
-        .order_by("target_date", "id"),
-        today,
-    )
+    theirs = operations_handovers(user)
+    coming = _per_team(theirs)
     context["teams"] = teams
-    context["incoming"] = incoming
-    context["to_decide"] = [
-        c.handover
-        for c in incoming
-        if c.handover.status == HandoverStatus.SUBMITTED and is_operations_owner(c.handover, user)
-    ]
-    context["verify_groups"] = _verification_groups(user)
-    incoming_ids = [c.handover.pk for c in incoming]
-    operations_flags = list(
-        StallFlag.objects.filter(resolved_at__isnull=True, handover_id__in=incoming_ids)
-        .exclude(pk__in=[f.pk for f in manager_flags])
-        .select_related("handover__project", "handover__receiving_team", "acknowledged_by", "snoozed_by")
-        .prefetch_related(_team_members("handover__receiving_team__members"))
-    )
-    context["manager_flags"] = [_flag_card(request, flag) for flag in manager_flags]
-    context["operations_flags"] = [_flag_card(request, flag) for flag in operations_flags]
+    context["is_operations"] = is_operations = bool(teams or coming)
+    context.update(incoming=none, to_decide=none, verify_groups=[], verify_total=0, operations_flags=none)
+    if is_operations:
+        incoming = list(
+            _urgent_first(theirs.select_related("project", "receiving_team", "operations_owner"), today)[:HOME_ROWS]
+        )
+        # As ``is_operations_owner``: the team's lead, or its owner while still on the team; never the manager.
+        member_of = OperationsTeam.members.through.objects.filter(user=user).values("operationsteam_id")
+        deciders = Q(receiving_team__lead=user) | Q(operations_owner=user, receiving_team__in=member_of)
+        to_decide = theirs.filter(Q() if user.is_staff else deciders, status=HandoverStatus.SUBMITTED).exclude(
+            project__manager=user
+        )
+        operations_flags = StallFlag.objects.filter(resolved_at__isnull=True, handover__in=theirs.values("pk")).exclude(
+            handover__project__manager=user
+        )
+        verify_groups = _verification_groups(user)
+        context.update(
+            incoming=HomeSection(
+                rows=_handover_rows(incoming, today),
+                total=sum(coming.values()),
+                links=_team_links(coming, teams, user, status=LIVE_STATUSES),
+            ),
+            to_decide=_section(
+                _urgent_first(to_decide.select_related("project"), today),
+                _team_links(coming, [team for team in teams if team.lead_id == user.pk], user, status="submitted"),
+            ),
+            verify_groups=verify_groups,
+            verify_total=verify_groups[0].total if verify_groups else 0,
+            verify_links=_team_links(coming, teams, user, status=sorted(OPEN_STATUSES)),
+            operations_flags=_section(
+                _flag_rows(operations_flags), _team_links(coming, teams, user, has_open_stall="true")
+            ),
+        )
+    for name in ("manager_flags", "operations_flags"):
+        context[name] = replace(context[name], rows=[_flag_card(request, flag) for flag in context[name].rows])
     context["notifications"] = list(
         inbox(user).filter(read_at__isnull=True).select_related("flag").order_by("-created_at", "-id")[:5]
     )
-    context["is_manager"] = bool(managed) or Project.objects.filter(manager=user).exists()
-    context["is_operations"] = bool(teams) or bool(incoming)
-    if not (context["is_manager"] or context["is_operations"]):
-        context["stage_chart"] = _stage_chart(list(Project.objects.visible_to(user).values_list("stage", flat=True)))
+    if not (is_manager or is_operations):
+        stages = Project.objects.visible_to(user).order_by().values("stage").annotate(n=Count("pk"))
+        context["stage_chart"] = _stage_chart_of({row["stage"]: row["n"] for row in stages})
     return render(request, "handover/home.html", context)
 
 
@@ -388,6 +605,7 @@ class VerificationGroup:
     count: int
     oldest: datetime
     titles: list[str]
+    total: int = 0  # how many handovers have items waiting for the viewer, this one among them
 
     @property
     def more(self) -> int:
@@ -401,6 +619,8 @@ def _verification_groups(user) -> list[VerificationGroup]:
     groups = list(
         waiting.values("handover_id", code=F("handover__project__code"), name=F("handover__project__name"))
         .annotate(count=Count("id", distinct=True), oldest=Min("done_at"))
+        # The number of handovers waiting in all, on each group (counted over the groups before the LIMIT).
+        .annotate(total=Window(Count("*")))
         .order_by("oldest", "handover_id")[:VERIFY_GROUPS]
     )
     if not groups:
@@ -414,19 +634,6 @@ def _verification_groups(user) -> list[VerificationGroup]:
         if len(titles[handover_id]) < VERIFY_TITLES:
             titles[handover_id].append(title)
     return [VerificationGroup(**group, titles=titles[group["handover_id"]]) for group in groups]
-
-
-def _stage_chart(stages: list[str], href: Callable[[Stage], str] | None = None):
-    counts = dict.fromkeys([*STAGE_ORDER, Stage.CANCELLED], 0)
-    for stage in stages:
-        counts[Stage(stage)] += 1
-    return column_chart(
-        [Column(label=stage.label, value=count, href=href(stage) if href else "") for stage, count in counts.items()],
-        title="Projects by stage",
-        desc="Number of projects in each lifecycle stage: "
-        + "; ".join(f"{stage.label} {count}" for stage, count in counts.items()),
-        headers=("stage", "projects"),
-    )
 
 
 def _stage_chart_of(given: Mapping[str, int], href: Callable[[Stage], str] | None = None):
@@ -905,8 +1112,10 @@ class SnapshotView:
 
 @dataclass(frozen=True)
 class DecisionRow:
+    """A decision as the handover page shows it: what it sent back; its frozen checklist is loaded on demand."""
+
     decision: Decision
-    snapshot: SnapshotView
+    sent_back: list[SentBack]
 
 
 def _handover_context(request, handover: Handover, bound: Bound | None = None, *, awc_open: bool = False) -> dict:
@@ -1000,11 +1209,14 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
     gates = {move: message for move, message in handover_gates(items).items() if move in actions}
     if "accept" in actions and "accept" in gates:
         gates["accept_with_conditions"] = gates["accept"]
+    # Each decision's frozen checklist stays in the database until asked for (handover_decision); only the list
+    # of what a return sent back is read with it, a key of the snapshot.
     decisions = [
-        DecisionRow(decision=decision, snapshot=_snapshot_view(decision.snapshot))
-        for decision in handover.decisions.select_related("decided_by").prefetch_related(
-            Prefetch("conditions", queryset=Condition.objects.select_related("owner"))
-        )
+        DecisionRow(decision=decision, sent_back=_sent_back(decision.sent_back_record))
+        for decision in handover.decisions.defer("snapshot")
+        .annotate(sent_back_record=F("snapshot__sent_back"))
+        .select_related("decided_by")
+        .prefetch_related(Prefetch("conditions", queryset=Condition.objects.select_related("owner")))
     ]
     conditions = []
     for condition in handover.conditions.select_related("owner", "met_by"):
@@ -1017,16 +1229,7 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
             conditions.append(
                 ConditionRow(condition=condition, refusals=_messages(posted) if posted is not None else [])
             )
-    titles = {item.pk: item.title for item in items}
-    activity = [
-        ActivityLine(
-            activity=entry,
-            item_title=titles.get(entry.item_id or 0, ""),
-            from_label=STATE_LABELS.get(entry.from_state, entry.from_state),
-            to_label=STATE_LABELS.get(entry.to_state, entry.to_state),
-        )
-        for entry in handover.activity.select_related("actor").order_by("-created_at", "-id")[:ACTIVITY_SHOWN]
-    ]
+    activity, older = _activity_chunk(handover)
     flags = list(handover.stall_flags.select_related("acknowledged_by", "snoozed_by").order_by("-opened_at", "-id"))
     for flag in flags:
         flag.handover = handover
@@ -1050,18 +1253,93 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
         "needs_you": sum(group["needs_you"] for group in groups),
         "decisions": decisions,
         "conditions": conditions,
-        "activity": activity[:ACTIVITY_RECENT],
-        "activity_earlier": activity[ACTIVITY_RECENT:],
-        "activity_total": len(activity),
-        "activity_capped": len(activity) == ACTIVITY_SHOWN,
+        "activity": activity,
+        "activity_older": older,
         "handover_comments": comments_by_item[None],
         "open_flags": [_flag_card(request, f, bound) for f in flags if f.resolved_at is None],
         "resolved_flags": [f for f in flags if f.resolved_at is not None],
     }
 
 
-# The activity log shows its latest entries, the earlier ones (up to ACTIVITY_SHOWN in all) behind a disclosure.
-ACTIVITY_RECENT, ACTIVITY_SHOWN = 12, 100
+# The activity log shows its latest entries; "older activity" loads the next as many on demand.
+ACTIVITY_PAGE = 20
+
+
+def _activity_chunk(handover: Handover, before: Activity | None = None) -> tuple[list[ActivityLine], str]:
+    """The ACTIVITY_PAGE entries of ``handover``'s log before ``before`` (the latest without it), newest first, and
+    the address of the next older chunk ("" at the start of the log). Read along the entries' time, never counted,
+    so that a long log costs what one chunk does and entries written meanwhile do not shift the chunks."""
+    entries = handover.activity.select_related("actor").annotate(item_title=F("item__title"))
+    if before is not None:
+        entries = entries.filter(
+            Q(created_at__lt=before.created_at) | Q(created_at=before.created_at, pk__lt=before.pk)
+        )
+    chunk = list(entries.order_by("-created_at", "-id")[: ACTIVITY_PAGE + 1])
+    lines = [
+        ActivityLine(
+            activity=entry,
+            item_title=entry.item_title or "",
+            from_label=STATE_LABELS.get(entry.from_state, entry.from_state),
+            to_label=STATE_LABELS.get(entry.to_state, entry.to_state),
+        )
+        for entry in chunk[:ACTIVITY_PAGE]
+    ]
+    older = ""
+    if len(chunk) > ACTIVITY_PAGE:
+        older = reverse("handover:activity", args=[handover.pk]) + f"?before={chunk[ACTIVITY_PAGE - 1].pk}"
+    return lines, older
+
+
+@login_required
+@require_GET
+def handover_activity(request, pk: int):
+    """Older entries of a handover's activity log, ``?before=<entry id>``: under htmx the next chunk of the list
+    (its entries and the link to the chunk after), else a page of its own (the log without JavaScript)."""
+    handover = _visible_handover(request, pk)
+    before = None
+    value = request.GET.get("before", "")
+    if value:
+        # ASCII digits only ("²".isdigit() is true) and few of them: int() refuses strings of over 4300 digits.
+        entry = (
+            handover.activity.filter(pk=int(value)).only("pk", "created_at").first()
+            if value.isascii() and value.isdigit() and len(value) < 19
+            else None
+        )
+        if entry is None:
+            return HttpResponseBadRequest("before: must be the id of an entry of this handover's activity log.")
+        before = entry
+    activity, older = _activity_chunk(handover, before)
+    context = {"handover": handover, "project": handover.project, "activity": activity, "activity_older": older}
+    if request.htmx:
+        return render(request, "handover/_activity_chunk.html", context)
+    return render(request, "handover/activity.html", {**context, "nav": "handover"})
+
+
+@login_required
+@require_GET
+def handover_decision(request, pk: int, decision_id: int):
+    """A decision with the checklist as it stood when it was made: under htmx the snapshot's tables (the handover
+    page's disclosure loads them when opened), else a page of its own. 404 where the handover is not visible."""
+    handover = _visible_handover(request, pk)
+    decision = get_object_or_404(handover.decisions.select_related("decided_by"), pk=decision_id)
+    context = {
+        "handover": handover,
+        "project": handover.project,
+        "decision": decision,
+        "snapshot": _snapshot_view(decision.snapshot),
+    }
+    if request.htmx:
+        return render(request, "handover/_snapshot.html", context)
+    return render(request, "handover/decision.html", {**context, "nav": "handover"})
+
+
+def _sent_back(record) -> list[SentBack]:
+    """Which items a return sent back, with its reason (recorded by handover_return; older snapshots lack it)."""
+    return [
+        SentBack(id=entry.get("id"), title=entry.get("title", ""), reason=entry.get("reason", ""))
+        for entry in record or []
+        if isinstance(entry, dict)
+    ]
 
 
 def _snapshot_view(snapshot: dict) -> SnapshotView:
@@ -1091,12 +1369,7 @@ def _snapshot_view(snapshot: dict) -> SnapshotView:
         )
         for item in snapshot.get("items", [])
     ]
-    # Which items a return sent back, with its reason (recorded by handover_return; older snapshots lack it).
-    sent_back = [
-        SentBack(id=entry.get("id"), title=entry.get("title", ""), reason=entry.get("reason", ""))
-        for entry in snapshot.get("sent_back") or []
-        if isinstance(entry, dict)
-    ]
+    sent_back = _sent_back(snapshot.get("sent_back"))
     return SnapshotView(
         status=snapshot.get("status"),
         target_date=snapshot.get("target_date"),
@@ -1540,30 +1813,35 @@ def project_handover_section(request, project: Project) -> dict:
 # The handovers still coming to a team: not yet accepted, so the team's work on them is ahead.
 COMING = (HandoverStatus.PREPARING, HandoverStatus.SUBMITTED, HandoverStatus.RETURNED)
 LOAD_WEEKS_BACK, LOAD_WEEKS = 4, 16
+WEEK = timedelta(weeks=1)
+
+
+# The team page lists its live handovers a page at a time.
+TEAM_PAGE_SIZE = 25
 
 
 @register_section("team", "handover/sections/team_handovers.html")
 def team_handovers_section(request, team: OperationsTeam) -> dict:
-    """A team's load: the handovers still coming to it per week of their target date, and the live ones."""
+    """A team's load: the handovers still coming to it per week of their target date (counted by the database),
+    and its live handovers a page at a time (``?page=``), the most urgent first."""
     today = timezone.localdate()
     monday = today - timedelta(days=today.weekday())
     first = monday - timedelta(weeks=LOAD_WEEKS_BACK)
     after = first + timedelta(weeks=LOAD_WEEKS)
-    cards = _handover_cards(
-        handovers_visible_to(request.user)
-        .filter(receiving_team=team)
-        .exclude(status=HandoverStatus.CANCELLED)
-        .select_related("project", "operations_owner")
-        .order_by("target_date", "id"),
-        today,
-    )
-    coming = [c.handover for c in cards if c.handover.status in COMING]
-    counts = [0] * LOAD_WEEKS
-    for handover in coming:
-        index = (handover.target_date - first).days // 7
-        if 0 <= index < LOAD_WEEKS:
-            counts[index] += 1
     weeks = [first + timedelta(weeks=i) for i in range(LOAD_WEEKS)]
+    visible = handovers_visible_to(request.user).filter(receiving_team=team)
+    # One aggregate over the team's handovers: how many are still coming in each week, before and after the chart,
+    # and how many were completed.
+    load = visible.aggregate(
+        **{
+            f"w{i}": Count("pk", filter=Q(status__in=COMING, target_date__gte=week, target_date__lt=week + WEEK))
+            for i, week in enumerate(weeks)
+        },
+        earlier=Count("pk", filter=Q(status__in=COMING, target_date__lt=first)),
+        later=Count("pk", filter=Q(status__in=COMING, target_date__gte=after)),
+        completed=Count("pk", filter=Q(status=HandoverStatus.COMPLETED)),
+    )
+    counts = [load[f"w{i}"] for i in range(LOAD_WEEKS)]
     columns = [
         Column(
             label=f"{week:%d %b}",
@@ -1586,17 +1864,26 @@ def team_handovers_section(request, team: OperationsTeam) -> dict:
         marker_label="this week",
         empty="" if in_window else "Nothing due in these weeks.",
     )
-    live = [c for c in cards if c.handover.status != HandoverStatus.COMPLETED]
+    live = _urgent_first(
+        visible.exclude(status__in=(HandoverStatus.COMPLETED, HandoverStatus.CANCELLED)).select_related(
+            "project", "operations_owner"
+        ),
+        today,
+    )
+    # get_page: a page number that is not one (``?page=x``, ``?page=999``) shows the first or the last page.
+    page = Paginator(live, TEAM_PAGE_SIZE).get_page(request.GET.get("page"))
     return {
         "load_chart": chart,
         "load_empty": f"No handover is due to {team.name} between {first:%d %b} and {after:%d %b}."
         if not in_window
         else "",
-        "coming": len(coming),
-        "earlier": sum(1 for h in coming if h.target_date < first),
-        "later": sum(1 for h in coming if h.target_date >= after),
-        "live": live,
-        "completed": len(cards) - len(live),
+        "coming": in_window + load["earlier"] + load["later"],
+        "earlier": load["earlier"],
+        "later": load["later"],
+        "page": page,
+        "rows": _handover_rows(list(page.object_list), today),
+        "all_url": _list_url(HANDOVER_LIST_PATH, team=team.pk, status=LIVE_STATUSES),
+        "completed": load["completed"],
     }
 
 

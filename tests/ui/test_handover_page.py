@@ -156,14 +156,36 @@ def test_a_moves_flash_is_cleared_from_other_rows_by_the_next_move(client_for, m
     assert '<script src="/static/js/app.js" defer></script>' in page
 
 
-def test_the_activity_log_shows_the_latest_and_folds_the_rest(client_for, manager, handover):
-    for n in range(15):
+def test_the_activity_log_shows_the_latest_and_loads_older_entries_on_demand(client_for, manager, handover):
+    """GIVEN 45 comments (and the handover's creation) WHEN the page is read THEN it shows the latest 20 and a link
+    to the next 20, whose chunk (htmx) links to the last ones; without htmx the same chunk is a page."""
+    for n in range(45):
         hs.comment_add(handover=handover, by=manager, body=f"Note {n}")
+    client = client_for(manager)
 
-    html = body(client_for(manager).get(url("handover:detail", handover.pk)))
+    html = body(client.get(url("handover:detail", handover.pk)))
+    activity = html[html.index('id="activity"') :].split("</section>")[0]
+    older = re.search(r'href="([^"]+)" hx-get="\1"[^>]*data-testid="activity-older"', activity)
+    chunk = body(client_for(manager, htmx=True).get(older.group(1)))
+    last = re.search(r'href="([^"]+)"[^>]*data-testid="activity-older"', chunk)
+    rest = body(client_for(manager, htmx=True).get(last.group(1)))
+    page = client.get(older.group(1))
 
-    activity = html[html.index('id="activity"') :]
-    assert activity.index("Note 14") < activity.index("Earlier activity (") < activity.index("Note 2")
+    assert activity.count("<li><time") == 20
+    assert "Note 44" in activity
+    assert "Note 25" in activity
+    assert "Note 24" not in activity
+    assert "<html" not in chunk
+    assert chunk.count("<li><time") == 20
+    assert "Note 24" in chunk
+    assert "Note 5" in chunk
+    assert "Note 4" not in chunk
+    assert rest.count("<li><time") == 6
+    assert "Note 0" in rest
+    assert tid("activity-older") not in rest
+    assert page.status_code == 200
+    assert "<html" in body(page)
+    assert "Note 24" in body(page)
 
 
 # --------------------------------------------------------------------------------- accept with conditions

@@ -27,10 +27,10 @@ EXPECTED = {
     "password-change": 3,
     "login": 0,
     "stall-flag-page": 10,
-    "home-lead": 17,
-    "home-ops-member": 16,
-    "home-owner-deciding": 15,
-    "home-viewer": 12,
+    "home-lead": 13,
+    "home-ops-member": 12,
+    "home-owner-deciding": 11,
+    "home-viewer": 8,
     "handover-decisions": 14,
 }
 

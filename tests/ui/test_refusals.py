@@ -295,7 +295,7 @@ def test_a_server_error_is_the_products_own_500_with_its_icon(viewer):
     client = Client(raise_request_exception=False)
     client.force_login(viewer)
 
-    with mock.patch("handover.views._verification_groups", side_effect=RuntimeError("boom")):
+    with mock.patch("handover.views._stage_chart_of", side_effect=RuntimeError("boom")):
         response = client.get(reverse("home"))
 
     html = body(response)
