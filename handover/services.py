@@ -7,7 +7,7 @@ to a handover or its items takes the same lock first, two people deciding at onc
 finds the state already moved and is refused.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ from operations.selectors import is_team_member
 from projects import services as project_services
 from projects.models import Project
 
+from . import readiness
 from .audit import admin_event
 from .choices import (
     HANDOVER_TRANSITIONS,
@@ -100,8 +101,10 @@ def _record(
     to_state: str = "",
     message: str = "",
     data: dict | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> Activity:
-    """Write the activity entry and move the handover's last-activity time (the idle rule reads it)."""
+    """Write the activity entry and move the handover's last-activity time (the idle rule reads it), and its
+    readiness counters by ``counts``."""
     entry = Activity(
         handover=handover,
         item=item,
@@ -113,16 +116,24 @@ def _record(
         data=data or {},
         created_at=now,
     )
-    return _record_all(handover, [entry], now=now)[0]
+    return _record_all(handover, [entry], now=now, counts=counts)[0]
 
 
-def _record_all(handover: Handover, entries: list[Activity], *, now: datetime) -> list[Activity]:
-    """``_record`` for many entries on one handover in two queries: one version step per entry, as one by one."""
+def _record_all(
+    handover: Handover, entries: list[Activity], *, now: datetime, counts: Mapping[str, int] | None = None
+) -> list[Activity]:
+    """``_record`` for many entries on one handover in two queries: one version step per entry, as one by one.
+
+    ``counts`` moves the handover's stored readiness (``readiness.delta`` of its items before and after the
+    change) in the same UPDATE: every change to an item is recorded here, under the handover's lock."""
+    moved = {name: F(name) + n for name, n in (counts or {}).items()}
     Handover.objects.filter(pk=handover.pk).update(
-        last_activity_at=now, version=F("version") + len(entries), updated_at=now
+        last_activity_at=now, version=F("version") + len(entries), updated_at=now, **moved
     )
     handover.last_activity_at = now
     handover.version += len(entries)
+    for name, n in (counts or {}).items():
+        setattr(handover, name, getattr(handover, name) + n)
     return Activity.objects.bulk_create(entries)
 
 
@@ -299,14 +310,8 @@ def handover_create(
         created_at=now,
     )
     clean_or_raise(handover, exclude=["project"])
-    try:
-        with transaction.atomic():
-            handover.save()
-    except IntegrityError as error:  # the partial unique constraint, when two managers race
-        raise IllegalTransition("This project already has an active handover.", rule="one_active_handover") from error
-    ChecklistItem.objects.bulk_create(
+    items = [
         ChecklistItem(
-            handover=handover,
             template_item=t,
             title=t.title,
             guidance=t.guidance,
@@ -316,7 +321,18 @@ def handover_create(
             position=t.position,
         )
         for t in template.items.all()
-    )
+    ]
+    # The handover is born with its readiness counted.
+    for name, n in readiness.delta([], map(readiness.item_counts, items)).items():
+        setattr(handover, name, n)
+    try:
+        with transaction.atomic():
+            handover.save()
+    except IntegrityError as error:  # the partial unique constraint, when two managers race
+        raise IllegalTransition("This project already has an active handover.", rule="one_active_handover") from error
+    for item in items:
+        item.handover = handover
+    ChecklistItem.objects.bulk_create(items)
     _record(handover, by, ActivityVerb.CREATED, now=now, to_state=handover.status, data={"template": str(template)})
     webhooks.emit(EventType.HANDOVER_CREATED, data=webhooks.handover_payload(handover), now=now, handover=handover)
     project_services.project_set_handover_plan(project=project, by=by, planned=True)
@@ -698,6 +714,7 @@ def _move_items(
     if not items:
         return items
     moves = []
+    before = [readiness.item_counts(item) for item in items]
     for item in items:
         if to not in ITEM_TRANSITIONS[item.status]:
             raise IllegalTransition(
@@ -736,6 +753,7 @@ def _move_items(
             for item, from_state in moves
         ],
         now=now,
+        counts=readiness.delta(before, map(readiness.item_counts, items)),
     )
     webhooks.emit_many(
         EventType.ITEM_UPDATED,
@@ -889,10 +907,19 @@ def item_approve_waiver(*, item: ChecklistItem, by, expected_version: int | None
         raise IllegalTransition("Only a waiver waiting for approval can be approved.", rule="waiver_not_pending")
     _require_open(item.handover, "approve a waiver")
     now = timezone.now()
+    before = readiness.item_counts(item)
     item.waiver_approved_by, item.waiver_approved_at = by, now
     item.version += 1
     item.save(update_fields=["waiver_approved_by", "waiver_approved_at", "version"])
-    _record(item.handover, by, ActivityVerb.WAIVER_APPROVED, now=now, item=item, message=item.waiver_justification)
+    _record(
+        item.handover,
+        by,
+        ActivityVerb.WAIVER_APPROVED,
+        now=now,
+        item=item,
+        message=item.waiver_justification,
+        counts=readiness.delta([before], [readiness.item_counts(item)]),
+    )
     _item_changed(item, by, now, {"waiver_approved": True})
     return item
 
@@ -992,6 +1019,7 @@ def item_update(*, item: ChecklistItem, by, expected_version: int | None = None,
             f"Only the operations owner may change an item's {', '.join(sorted(owner_only))}.", rule="owner_only"
         )
     _require_assignee_participant(handover, changes.get("assignee"))
+    before = readiness.item_counts(item)
     diff = apply_changes(item, changes, allowed=ITEM_EDITABLE)
     if not diff:
         return item
@@ -1000,7 +1028,8 @@ def item_update(*, item: ChecklistItem, by, expected_version: int | None = None,
     _require_can_edit(handover, by, owner=owner, now=now, what="edit an item")
     item.version += 1
     item.save(update_fields=[*diff, "version"])
-    _record(handover, by, ActivityVerb.ITEM_UPDATED, now=now, item=item, data={"changes": diff})
+    counts = readiness.delta([before], [readiness.item_counts(item)])  # a change of risk or of mandatory
+    _record(handover, by, ActivityVerb.ITEM_UPDATED, now=now, item=item, data={"changes": diff}, counts=counts)
     _item_changed(item, by, now, {"changes": diff})
     return item
 
@@ -1043,7 +1072,15 @@ def item_add(
     )
     clean_or_raise(item, exclude=["handover"])
     item.save()
-    _record(handover, by, ActivityVerb.ITEM_ADDED, now=now, item=item, to_state=item.status)
+    _record(
+        handover,
+        by,
+        ActivityVerb.ITEM_ADDED,
+        now=now,
+        item=item,
+        to_state=item.status,
+        counts=readiness.item_counts(item),
+    )
     return item
 
 

@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from handover.choices import HandoverStatus, Risk, Side, TemplateKind
 from handover.models import ChecklistItem, ChecklistTemplate, Handover, TemplateItem
+from handover.readiness import recount
 from operations.models import Kpi, OperationsTeam, Service
 from projects.models import Project
 
@@ -136,3 +137,10 @@ class ChecklistItemFactory(factory.django.DjangoModelFactory):
     title = factory.Sequence(lambda n: f"Item {n}")
     risk = Risk.FAILURE
     side = Side.PROJECT
+
+    @classmethod
+    def _after_postgeneration(cls, instance, create, results=None):
+        """An item built in a given state bypasses the services; keep its handover's stored readiness true."""
+        super()._after_postgeneration(instance, create, results)
+        if create:
+            recount([instance.handover_id])
