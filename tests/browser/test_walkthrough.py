@@ -11,7 +11,8 @@ import re
 
 import pytest
 
-from projects.choices import Stage
+from handover import views
+from projects.choices import FINAL_STAGES, Stage
 from projects.models import Project
 
 from .conftest import DEMO_PASSWORD, PHONE, VIEWPORT, WALK_AT, WALK_ITEMS, assert_fits, screenshot, sign_in
@@ -73,7 +74,9 @@ def move_project(page, to: Stage) -> None:
     expect(page.get_by_test_id("project-stage")).to_have_text(to.label)
 
 
-def test_manager_and_owner_carry_a_handover_from_plan_to_closed_project(new_page, demo, console_log, settings):
+def test_manager_and_owner_carry_a_handover_from_plan_to_closed_project(
+    new_page, demo, console_log, settings, monkeypatch
+):
     """GIVEN the demo organisation and a fresh project of Priya's in planning
     WHEN Priya prepares and submits its handover, Nina sends one item back and returns it, Priya fixes the item and
     resubmits, Nina accepts with a condition and Priya closes the project
@@ -285,6 +288,21 @@ def test_manager_and_owner_carry_a_handover_from_plan_to_closed_project(new_page
     expect(priya_page).to_have_url(re.compile(r"/handovers/\d+/#stalls$"))
     expect(priya_page.get_by_test_id("stall-flag").filter(has_text="Adoption below target")).to_be_visible()
     assert unread(priya_page) == before - 1
+
+    # --- Home stays bounded: with one row fewer than her running projects, the section shows as many, its total,
+    # and "All n", which opens the projects list filtered to hers.
+    running = Project.objects.filter(manager=demo["priya"]).exclude(stage__in=FINAL_STAGES).count()
+    assert running >= 2
+    with monkeypatch.context() as patch:
+        patch.setattr(views, "HOME_ROWS", running - 1)
+        priya_page.goto("/")
+        section = priya_page.get_by_test_id("home-manager")
+        expect(section.get_by_test_id("my-project")).to_have_count(running - 1)
+        expect(section.get_by_test_id("section-total")).to_have_text(f"({running})")
+        section.get_by_test_id("all-link").click()
+        expect(priya_page).to_have_url(re.compile(rf"/projects/\?manager={demo['priya'].pk}$"))
+        everything = Project.objects.filter(manager=demo["priya"]).count()  # the list shows every stage
+        expect(priya_page.get_by_test_id("list-count")).to_contain_text(f"of {everything} ")
 
 
 def test_the_pages_fit_a_phone(new_page, demo):
