@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from rest_framework.routers import DefaultRouter
 
 from handover import views as handover_views
+from handover.api.search import SavedViewViewSet, SearchView
 from handover.api.views import (
     ConditionViewSet,
     HandoverViewSet,
@@ -40,9 +41,11 @@ router.register("tokens", TokenViewSet, basename="token")
 router.register("stalls", StallFlagViewSet, basename="stall")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("webhooks", WebhookViewSet, basename="webhook")
+router.register("saved-views", SavedViewViewSet, basename="saved-view")
 
 api_v1 = [
     path("me/", MeView.as_view(), name="me"),
+    path("search/", SearchView.as_view(), name="search"),
     *router.urls,
 ]
 

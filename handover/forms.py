@@ -161,6 +161,18 @@ class ConditionMetForm(ServiceForm):
     note = forms.CharField(label="Note (optional)", required=False)
 
 
+class SavedViewForm(ServiceForm):
+    """Save the filters of the page it is on (its query string, ``query``) as a named view."""
+
+    # The service checks them all, in its own words: the name next to its field, the page and the filters (hidden
+    # fields) at the top of the form.
+    field_aliases = {"page": "", "query": ""}
+
+    name = forms.CharField(label="Save this view as", required=False, max_length=200)
+    page = forms.CharField(widget=forms.HiddenInput, required=False)
+    query = forms.CharField(widget=forms.HiddenInput, required=False)
+
+
 # ------------------------------------------------------------------------------------------------ planning
 
 

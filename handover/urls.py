@@ -12,6 +12,9 @@ urlpatterns = [
     # Browsers ask for /favicon.ico on pages that link no icon (the admin's, a raw error page): the product's icon.
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True), name="favicon"),
     path("portfolio/", views.board, name="board"),
+    path("search/", views.search, name="search"),
+    path("saved-views/", views.saved_view_create, name="saved-view-create"),
+    path("saved-views/<int:pk>/delete/", views.saved_view_delete, name="saved-view-delete"),
     path("notifications/", views.notifications, name="notifications"),
     path("notifications/read/", views.notifications_read, name="notifications-read"),
     # Following a notification marks it read, then goes to the handover's page (handover:detail).

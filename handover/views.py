@@ -53,6 +53,7 @@ from django.utils.safestring import SafeString
 from django.views.decorators.http import require_GET, require_POST
 
 from config.charts import Bar, Column, column_chart, horizontal_bars, meter
+from config.errors import InvalidInput
 from config.web import INVALID, ServiceForm, error_status, indexed_error_field, paginate, register_section
 from operations.models import OperationsTeam, Service
 from projects.choices import FINAL_STAGES, STAGE_ORDER, Stage
@@ -60,6 +61,7 @@ from projects.models import Project
 from projects.selectors import managers_of, overdue_q, project_is_overdue
 from projects.services import can_manage
 
+from . import saved_views as sv
 from . import services as hs
 from .choices import ACCEPTED_STATUSES, OPEN_STATUSES, ConditionStatus, HandoverStatus, ItemStatus, Risk
 from .forms import (
@@ -80,6 +82,7 @@ from .forms import (
     PlanHandoverForm,
     ReopenForm,
     ReturnForm,
+    SavedViewForm,
     SendBackForm,
     SnoozeForm,
     SubmitForm,
@@ -99,6 +102,7 @@ from .models import (
 )
 from .notifications.services import notifications_mark_read
 from .readiness import stored_readiness
+from .search import search as run_search
 from .selectors import (
     Readiness,
     can_mark_condition_met,
@@ -1737,6 +1741,71 @@ def notifications_read(request):
         marked = notifications_mark_read(user=request.user, ids=ids) if ids else 0
     messages.success(request, f"{marked} notification{'s' if marked != 1 else ''} marked read.")
     return redirect(_safe_next(request, reverse("handover:notifications")))
+
+
+# ------------------------------------------------------------------------------------- search and saved views
+
+
+@login_required
+@require_GET
+def search(request):
+    """The navigation's search box: projects, handovers and checklist items the user may see (handover.search)."""
+    raw = request.GET.get("q")
+    context: dict[str, object] = {"nav": "search", "search_query": raw or "", "error": None}
+    if raw is None:
+        return render(request, "handover/search.html", context)
+    try:
+        found = run_search(request.user, raw)
+    except InvalidInput as error:
+        context["error"] = error.message
+        return render(request, "handover/search.html", context, status=400)  # the query at fault
+    groups: dict[str, list] = {"project": [], "handover": [], "item": []}
+    for result in found.results:
+        groups[result.kind].append(result)
+    context.update(
+        searched=True,
+        search_query=found.query,
+        code_only=found.code_only,
+        total=len(found.results),
+        groups=[
+            {"kind": kind, "title": title, "results": groups[kind]}
+            for kind, title in (("project", "Projects"), ("handover", "Handovers"), ("item", "Checklist items"))
+            if groups[kind]
+        ],
+    )
+    return render(request, "handover/search.html", context)
+
+
+@login_required
+@require_POST
+def saved_view_create(request):
+    """Save the filters of the page the form is on as one of the user's views, then open it."""
+    form = SavedViewForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+
+        def save():
+            filters = sv.filters_from_query(data["page"], data["query"])
+            return sv.saved_view_create(user=request.user, page=data["page"], name=data["name"], filters=filters)
+
+        if form.run(save):
+            messages.success(request, f"Saved the view “{form.result.name}”.")
+            return redirect(sv.saved_view_url(form.result))
+    page = form.data.get("page", "")
+    back = sv.PAGES[page].url() if page in sv.PAGES else reverse("home")
+    query = form.data.get("query", "")
+    context = {"form": form, "back": f"{back}?{query}" if query else back}
+    return render(request, "handover/saved_view_form.html", context, status=form.error_status)
+
+
+@login_required
+@require_POST
+def saved_view_delete(request, pk: int):
+    """Delete one of the user's own saved views (anyone else's is a 404), then go back to its page."""
+    view = get_object_or_404(sv.saved_views_of(request.user), pk=pk)
+    sv.saved_view_delete(view=view, by=request.user)
+    messages.success(request, f"Deleted the saved view “{view.name}”.")
+    return redirect(_safe_next(request, sv.PAGES[view.page].url()))
 
 
 # ------------------------------------------------------------------------------------------ planning

@@ -36,6 +36,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from config.urls import api_v1
+from handover import saved_views
 from handover.choices import (
     Channel,
     ConditionStatus,
@@ -56,6 +57,7 @@ from handover.models import (
     Decision,
     Handover,
     Notification,
+    SavedView,
     StallFlag,
     TemplateItem,
     WebhookSubscription,
@@ -259,6 +261,18 @@ class World:
         user = self.users.get(role) or self.users["ops_member"]
         token, _ = tokens.token_create(by=user, name=f"{user.username} tool")
         return token
+
+    def saved_view_of(self, role: str) -> SavedView:
+        user = self.users.get(role) or self.users["ops_member"]
+        return saved_views.saved_view_create(user=user, page="portfolio", name="My team", filters={"team": "1"})
+
+    @cached_property
+    def own_saved_view(self) -> SavedView:
+        return self.saved_view_of(self.role)
+
+    @cached_property
+    def others_saved_view(self) -> SavedView:
+        return self.saved_view_of("ops_member")
 
     @cached_property
     def own_token(self) -> ApiToken:
@@ -713,6 +727,35 @@ CASES = [
     ),
     # me
     Case("me", "get", lambda w: f"{API}/me/", READ),
+    # search: what each may see (the confidential project is the outsider's to miss)
+    Case(
+        "search",
+        "get",
+        lambda w: f"{API}/search/",
+        READ,
+        body=lambda w: {"q": "CRM-2026"},
+        listed=lambda w: w.project.pk,
+    ),
+    # saved views: everyone's own, nobody else's (not even an administrator's)
+    Case("saved-views list", "get", lambda w: f"{API}/saved-views/", READ),
+    Case(
+        "saved-views create",
+        "post",
+        lambda w: f"{API}/saved-views/",
+        roles(201),
+        body=lambda w: {"name": "Late", "page": "handovers", "filters": {"overdue": "true"}},
+    ),
+    Case("saved-views retrieve (own)", "get", lambda w: f"{API}/saved-views/{w.own_saved_view.pk}/", READ),
+    Case(
+        "saved-views retrieve (another's)", "get", lambda w: f"{API}/saved-views/{w.others_saved_view.pk}/", roles(404)
+    ),
+    Case("saved-views destroy (own)", "delete", lambda w: f"{API}/saved-views/{w.own_saved_view.pk}/", roles(204)),
+    Case(
+        "saved-views destroy (another's)",
+        "delete",
+        lambda w: f"{API}/saved-views/{w.others_saved_view.pk}/",
+        roles(404),
+    ),
     # stall flags: on the handovers you can see; the operations owner acts on them
     Case("stalls list", "get", lambda w: f"{API}/stalls/", READ, listed=lambda w: w.stall.pk),
     Case("stalls retrieve", "get", lambda w: f"{API}/stalls/{w.stall.pk}/", SCOPED_READ),
@@ -845,6 +888,11 @@ EXPECTED_ROUTES = {
     ("tokens/{pk}/", "get"),
     ("tokens/{pk}/", "delete"),
     ("me/", "get"),
+    ("search/", "get"),
+    ("saved-views/", "get"),
+    ("saved-views/", "post"),
+    ("saved-views/{pk}/", "get"),
+    ("saved-views/{pk}/", "delete"),
     ("stalls/", "get"),
     ("stalls/{pk}/", "get"),
     ("stalls/{pk}/acknowledge/", "post"),

@@ -1,6 +1,8 @@
 """The Content-Security-Policy holds in a real browser: every page renders and runs without the policy blocking
 anything (``console_log`` fails a test at teardown on any violation, for every browser test)."""
 
+import re
+
 import pytest
 
 from handover.models import Handover
@@ -28,8 +30,9 @@ def test_the_policy_records_a_violation(page, live_server, console_log):
 
 def test_the_main_pages_run_under_the_policy(new_page, demo, console_log):
     """GIVEN the demo organisation WHEN its people open their home pages, the portfolio, a handover (and move an
-    item on it), a team page, the admin's lists, the API docs and the browsable API THEN each page shows its content
-    and the policy blocks nothing."""
+    item on it), a team page, search from the navigation (and open what it found), save a view of the board and
+    reopen it, the admin's lists, the API docs and the browsable API THEN each page shows its content and the
+    policy blocks nothing; search never finds a confidential project for someone outside it."""
     admin_user = type(demo["priya"]).objects.get(username="admin")
     handover = Handover.objects.select_related("project").get(project__code="CRM-2026")
     team = OperationsTeam.objects.get(name="IT Service Desk")
@@ -47,6 +50,31 @@ def test_the_main_pages_run_under_the_policy(new_page, demo, console_log):
     expect(priya.get_by_test_id("risk-group").first).to_be_visible()
     priya.goto(f"/teams/{team.pk}/")
     expect(priya.locator("#team-load svg").first).to_be_attached()
+
+    # Search from the navigation's box finds a project and opens it.
+    nav_search = priya.get_by_test_id("nav-search")
+    nav_search.get_by_role("searchbox").fill("crm-2026")
+    nav_search.get_by_role("button", name="Search").click()
+    expect(priya.get_by_test_id("search-summary")).to_contain_text("for “crm-2026”")
+    priya.get_by_test_id("search-result").filter(has_text="CRM-2026").first.get_by_role("link").click()
+    expect(priya).to_have_url(re.compile(rf"/projects/{handover.project_id}/$"))
+    # A board filtered by a team is saved as a view and reopened from the list of saved views.
+    priya.goto("/portfolio/")
+    priya.get_by_label("Receiving team").select_option(label="IT Service Desk")
+    priya.get_by_test_id("board-filters").get_by_role("button", name="Filter").click()
+    priya.get_by_label("Save these filters as").fill("Service desk")
+    priya.get_by_role("button", name="Save this view").click()
+    expect(priya).to_have_url(re.compile(rf"/portfolio/\?team={team.pk}$"))
+    priya.goto("/portfolio/")
+    expect(priya.get_by_label("Receiving team")).to_have_value("")
+    priya.get_by_test_id("saved-view").get_by_role("link", name="Service desk").click()
+    expect(priya).to_have_url(re.compile(rf"/portfolio/\?team={team.pk}$"))
+    expect(priya.get_by_label("Receiving team")).to_have_value(str(team.pk))
+    # Someone outside the confidential project does not find it.
+    mia = new_page(demo["mia"])
+    mia.goto("/search/?q=NORDIC")
+    expect(mia.get_by_test_id("search-summary")).to_contain_text("Nothing you may see matches")
+    mia.close()
 
     admin = new_page(admin_user)
     for path in ("/admin/", "/admin/handover/handover/", "/admin/handover/checklistitem/", "/admin/auth/user/"):
