@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 from handover import saved_views as sv
 from handover.choices import AdminEventKind
 from handover.models import AdminEvent, SavedView
-from tests.factories import ProjectFactory, TeamFactory, UserFactory
+from tests.factories import HandoverFactory, ProjectFactory, TeamFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 API = "/api/v1/saved-views/"
@@ -155,3 +155,25 @@ def test_a_saved_view_never_shows_a_confidential_project_to_an_outsider(person):
     assert shown.status_code == 200
     assert "SECRET-1" not in shown.content.decode()
     assert "SECRET-1" in web(secret.manager).get(sv.saved_view_url(view)).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("page", "filters"),
+    [
+        ("handovers", lambda h: {"project": str(h.project_id), "team": str(h.receiving_team_id)}),
+        ("handovers", lambda h: {"manager": str(h.project.manager_id), "status": [h.status]}),
+        ("projects", lambda h: {"team": str(h.receiving_team_id), "manager": str(h.project.manager_id)}),
+    ],
+)
+def test_a_saved_list_view_never_shows_a_confidential_project_to_an_outsider(person, page, filters):
+    """The same for the handover and project lists: the view's link opens the list with its filters, and the list
+    shows the outsider nothing of the confidential project its filters name (a filter naming what they may not see
+    is the list's 400, as for an id that does not exist); its manager sees it."""
+    secret = HandoverFactory(project=ProjectFactory(code="SECRET-1", confidential=True))
+    view = sv.saved_view_create(user=person, page=page, name="Theirs", filters=filters(secret))
+
+    shown = web(person).get(sv.saved_view_url(view))
+
+    assert shown.status_code in (200, 400)
+    assert "SECRET-1" not in shown.content.decode()
+    assert "SECRET-1" in web(secret.project.manager).get(sv.saved_view_url(view)).content.decode()
