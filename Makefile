@@ -8,7 +8,7 @@ PORT   ?= 8000
 export DJANGO_SETTINGS_MODULE ?= config.settings.local
 
 .DEFAULT_GOAL := help
-.PHONY: help run test setup setup-dev migrate lint format check clean bench
+.PHONY: help run test setup setup-dev migrate lint format check clean bench bench-data bench-read
 
 help:
 	@echo "make run    set up and run Handover on http://127.0.0.1:$(PORT) (SQLite, no server needed)"
@@ -77,3 +77,12 @@ clean:
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/handover_bench
 bench: setup-dev
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) -m benchmarks.stall_detection
+# The read-side benchmark's databases: `make bench-data HANDOVERS=100000` (re)creates handover_bench100k and fills it.
+HANDOVERS ?= 10000
+BENCH_DATA_DB = handover_bench$(shell expr $(HANDOVERS) / 1000)k
+bench-data: setup-dev
+	dropdb -h 127.0.0.1 -U postgres --if-exists $(BENCH_DATA_DB) && createdb -h 127.0.0.1 -U postgres $(BENCH_DATA_DB)
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/$(BENCH_DATA_DB) $(PY) manage.py migrate --noinput -v0
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/$(BENCH_DATA_DB) $(PY) -m benchmarks.dataset --handovers $(HANDOVERS)
+bench-read: setup-dev
+	$(PY) -m benchmarks.read_side
