@@ -24,6 +24,7 @@ urlpatterns = [
     path("handovers/<int:pk>/", views.handover_detail, name="detail"),
     # The activity log's older entries, and a decision's frozen checklist, loaded on demand (GET; before the moves).
     path("handovers/<int:pk>/activity/", views.handover_activity, name="activity"),
+    path("handovers/<int:pk>/comments/", views.handover_comments, name="comments"),
     path("handovers/<int:pk>/decisions/<int:decision_id>/", views.handover_decision, name="decision"),
     path("handovers/<int:pk>/accept-with-conditions/", views.accept_with_conditions, name="accept-with-conditions"),
     # submit, accept, return, start-hypercare, complete, cancel, comment

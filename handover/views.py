@@ -963,6 +963,7 @@ class ItemRow:
     comments: list[Comment]
     open_action: str = ""
     flash: str = ""
+    earlier_comments: int = 0  # older than the latest COMMENTS_SHOWN, on the comments page
     # The errors of a posted move that the row no longer offers (the item moved on meanwhile), shown on the row.
     refusals: list[str] = field(default_factory=list)
 
@@ -1134,9 +1135,7 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
             "assignee", "done_by", "verified_by", "waiver_requested_by", "waiver_approved_by"
         ).prefetch_related(Prefetch("evidence", queryset=Evidence.objects.select_related("added_by")))
     )
-    comments_by_item: dict[int | None, list[Comment]] = defaultdict(list)
-    for comment in handover.comments.select_related("author"):
-        comments_by_item[comment.item_id].append(comment)
+    comments_by_item, earlier_comments = _latest_comments(handover)
 
     rows = []
     for item in items:
@@ -1154,6 +1153,7 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
                 actions=actions,
                 forms=item_forms,
                 comments=comments_by_item[item.pk],
+                earlier_comments=earlier_comments[item.pk],
                 open_action=open_action,
                 flash=bound.flash.get(item.pk, ""),
                 refusals=refusals,
@@ -1260,6 +1260,7 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
         "activity": activity,
         "activity_older": older,
         "handover_comments": comments_by_item[None],
+        "handover_comments_earlier": earlier_comments[None],
         "open_flags": [_flag_card(request, f, bound) for f in flags if f.resolved_at is None],
         "resolved_flags": [f for f in flags if f.resolved_at is not None],
     }
@@ -1267,6 +1268,50 @@ def _handover_context(request, handover: Handover, bound: Bound | None = None, *
 
 # The activity log shows its latest entries; "older activity" loads the next as many on demand.
 ACTIVITY_PAGE = 20
+# The handover page shows the latest comments of each thread (the handover's, each item's); the rest are on the
+# comments page, COMMENTS_PAGE at a time.
+COMMENTS_SHOWN, COMMENTS_PAGE = 20, 50
+
+
+def _latest_comments(handover: Handover) -> tuple[dict[int | None, list[Comment]], dict[int | None, int]]:
+    """The latest COMMENTS_SHOWN comments of each thread, oldest first, and how many earlier ones each has: one
+    query, ranked per thread by the database, whatever the number of comments."""
+    newest_first = [F("created_at").desc(), F("id").desc()]
+    shown: dict[int | None, list[Comment]] = defaultdict(list)
+    earlier: dict[int | None, int] = defaultdict(int)
+    for comment in (
+        handover.comments.select_related("author")
+        .annotate(
+            rank=Window(RowNumber(), partition_by=[F("item_id")], order_by=newest_first),
+            in_thread=Window(Count("pk"), partition_by=[F("item_id")]),
+        )
+        .filter(rank__lte=COMMENTS_SHOWN)
+        .order_by("created_at", "id")
+    ):
+        shown[comment.item_id].append(comment)
+        earlier[comment.item_id] = max(comment.in_thread - COMMENTS_SHOWN, 0)
+    return shown, earlier
+
+
+@login_required
+@require_GET
+def handover_comments(request, pk: int):
+    """Every comment of a handover's thread (``?item=<id>`` for an item's, else the handover's own), newest first,
+    COMMENTS_PAGE at a time; 404 where the handover is not visible, 400 for an item not on it."""
+    handover = _visible_handover(request, pk)
+    value, item = request.GET.get("item", ""), None
+    if value:
+        item = (
+            handover.items.filter(pk=int(value)).only("pk", "title").first()
+            if value.isascii() and value.isdigit() and len(value) < 19
+            else None
+        )
+        if item is None:
+            return HttpResponseBadRequest("item: must be the id of an item of this handover's checklist.")
+    comments = handover.comments.filter(item=item).select_related("author").order_by("-created_at", "-id")
+    page = Paginator(comments, COMMENTS_PAGE).get_page(request.GET.get("page"))
+    context = {"nav": "handover", "handover": handover, "project": handover.project, "item": item, "page": page}
+    return render(request, "handover/comments.html", context)
 
 
 def _activity_chunk(handover: Handover, before: Activity | None = None) -> tuple[list[ActivityLine], str]:

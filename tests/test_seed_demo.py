@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from handover.choices import ActivityVerb, HandoverStatus
-from handover.models import Handover
+from handover.models import Decision, Handover
 from handover.stalls.services import detect_stalls
 from operations.choices import StallRule
 from operations.models import OperationsTeam
@@ -52,6 +52,8 @@ class TestTheSeededOrganisation:
         answers 200, except a confidential project's pages for those outside it (404)."""
         detect_stalls()
         handovers = list(Handover.objects.select_related("project"))
+        # The pages a handover page loads on demand: each decision's frozen checklist, its older activity.
+        decisions = list(Decision.objects.values_list("handover_id", "pk", "handover__project_id"))
         pages = [
             reverse("home"),
             reverse("handover:board"),
@@ -73,6 +75,13 @@ class TestTheSeededOrganisation:
                 expected = 200 if handover.project_id in visible else 404
                 response = client.get(reverse("handover:detail", args=[handover.pk]))
                 assert response.status_code == expected, (username, handover.pk)
+            for handover_id, decision_id, project_id in decisions:
+                expected = 200 if project_id in visible else 404
+                for path in (
+                    reverse("handover:decision", args=[handover_id, decision_id]),
+                    reverse("handover:activity", args=[handover_id]),
+                ):
+                    assert client.get(path).status_code == expected, (username, path)
         client.force_login(User.objects.get(username="nina.berg"))
         # The seeded adoption flag on CRM-2026 is hers to acknowledge.
         assert 'data-testid="stall-acknowledge"' in client.get(reverse("home")).content.decode()

@@ -156,3 +156,32 @@ def test_a_bad_activity_position_is_a_400_naming_it(client_for, manager, handove
 
     assert response.status_code == 400
     assert "before" in body(response)
+
+
+def test_the_handover_page_shows_the_latest_comments_of_each_thread_and_pages_the_rest(
+    monkeypatch, client_for, manager, handover, secret
+):
+    monkeypatch.setattr(views, "COMMENTS_SHOWN", 2)
+    monkeypatch.setattr(views, "COMMENTS_PAGE", 2)
+    item = handover.items.order_by("position").first()
+    for n in range(3):
+        hs.comment_add(handover=handover, by=manager, body=f"On the whole {n}")
+        hs.comment_add(handover=handover, by=manager, body=f"On the item {n}", item=item)
+    client = client_for(manager)
+
+    html = body(client.get(url("handover:detail", handover.pk))).split('id="activity"')[0]  # not the log
+    thread = body(client.get(url("handover:comments", handover.pk) + f"?item={item.pk}&page=2"))
+
+    assert "On the whole 2" in html
+    assert "On the whole 0" not in html
+    assert "On the item 1" in html
+    assert "On the item 0" not in html
+    assert html.count(tid("earlier-comments")) == 2
+    assert f'href="/handovers/{handover.pk}/comments/?item={item.pk}"' in html
+    assert "On the item 0" in thread
+    assert "On the whole" not in thread
+    assert client.get(url("handover:comments", handover.pk) + "?page=x").status_code == 200
+    assert client.get(url("handover:comments", handover.pk) + "?item=x").status_code == 400
+    other = secret.items.first().pk
+    assert client.get(url("handover:comments", handover.pk) + f"?item={other}").status_code == 400
+    assert client_for(UserFactory()).get(url("handover:comments", secret.pk)).status_code == 404
