@@ -9,12 +9,19 @@ One error shape for the whole API, for every response under ``/api/`` (unknown r
 fields (or query parameters, or the ``If-Match`` header) at fault, empty when the refusal is not about one of them.
 """
 
+import base64
+import binascii
+import json
 import re
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import django_filters
 from django import forms
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import InvalidPage
+from django.core.paginator import Paginator as DjangoPaginator
 from django.db import models
 from django.http import Http404, HttpResponseServerError, JsonResponse
 from django.template import loader
@@ -25,10 +32,11 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, filters, serializers, status
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.pagination import CursorPagination, PageNumberPagination
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import Conflict, DomainError, IllegalTransition, InvalidInput, NotPermitted
@@ -343,14 +351,130 @@ def with_etag(response: Response, version: int) -> Response:
 # ----------------------------------------------------------------------------------------------- lists
 
 
+class CappedCountPaginator(DjangoPaginator):
+    """Django's paginator counting at most ``limit`` rows: ``SELECT COUNT(*) FROM (... LIMIT limit)``, without the
+    ordering, so that a page of a big list costs a bounded count rather than one over the whole visible set.
+
+    ``exact`` says whether the count is the list's whole length; when it is not, there are at least ``limit`` rows,
+    which is all the paginator needs to serve every page up to the one asked for (``limit`` covers it).
+    """
+
+    def __init__(self, object_list, per_page, *, limit: int) -> None:
+        super().__init__(object_list, per_page)
+        self.limit = limit
+        self.exact = True
+
+    @cached_property
+    def count(self) -> int:
+        if not isinstance(self.object_list, models.QuerySet):
+            return super().count
+        # Rows only: no ordering, no joins that only fetch related columns (select_related), no columns.
+        counted = self.object_list.order_by().select_related(None).values("pk")[: self.limit].count()
+        self.exact = counted < self.limit
+        return counted
+
+
+class KeysetPagination(CursorPagination):
+    """DRF's cursor pagination over a unique key of several columns, all ascending (``view.cursor_ordering``, for
+    example ``("target_date", "id")``), for tools that walk a whole list.
+
+    A page is ``WHERE key > last key seen ORDER BY key LIMIT page_size + 1``: with an index on the key, every page
+    costs the same, however deep, and nothing is counted. DRF's own cursor keeps only the first column as the
+    position and an offset for its ties, which grows with the number of handovers due on one day.
+    """
+
+    cursor_query_param = "cursor"
+    invalid_cursor = "Not a cursor of this list: follow the next or previous link you were given."
+
+    def __init__(self, keys: tuple[str, ...], page_size: int) -> None:
+        self.keys = keys
+        self.size = page_size
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.url = request.build_absolute_uri()
+        position, self.reverse = self._decode(request, queryset.model)
+        keys = [f"-{key}" for key in self.keys] if self.reverse else list(self.keys)
+        queryset = queryset.order_by(*keys)
+        if position is not None:
+            queryset = queryset.filter(self._beyond(position, before=self.reverse))
+        rows = list(queryset[: self.size + 1])
+        more = len(rows) > self.size
+        self.page = rows[: self.size]
+        if self.reverse:
+            self.page.reverse()
+        # Coming back from a position, there is something on the side we came from.
+        self.has_next, self.has_previous = (True, more) if self.reverse else (more, position is not None)
+        return self.page
+
+    def _beyond(self, position: list, *, before: bool) -> models.Q:
+        """Rows after ``position`` in the key's order (before it when ``before``): ``(a, b) > (x, y)`` spelled as
+        ``a >= x AND (a > x OR (a = x AND b > y))``, whose first term the index answers as a range."""
+        op = "lt" if before else "gt"
+        beyond = models.Q()
+        for n, key in enumerate(self.keys):
+            equal = dict(zip(self.keys[:n], position[:n], strict=True))
+            beyond |= models.Q(**equal, **{f"{key}__{op}": position[n]})
+        return models.Q(**{f"{self.keys[0]}__{op}e": position[0]}) & beyond
+
+    def _decode(self, request, model) -> tuple[list | None, bool]:
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is None:
+            return None, False
+        try:
+            data = json.loads(base64.urlsafe_b64decode(encoded.strip().encode("ascii")))
+            values, reverse = data["k"], data.get("r", False)
+            if not isinstance(values, list) or len(values) != len(self.keys) or not isinstance(reverse, bool):
+                raise ValueError
+            position = [
+                model._meta.get_field(key).to_python(value) for key, value in zip(self.keys, values, strict=True)
+            ]
+        except (ValueError, TypeError, KeyError, UnicodeError, DjangoValidationError, binascii.Error):
+            raise serializers.ValidationError({self.cursor_query_param: [self.invalid_cursor]}) from None
+        if any(value is None for value in position):
+            raise serializers.ValidationError({self.cursor_query_param: [self.invalid_cursor]})
+        return position, reverse
+
+    def _link(self, row, *, reverse: bool) -> str:
+        values = [_jsonable(getattr(row, key)) for key in self.keys]
+        data: dict[str, Any] = {"k": values, **({"r": True} if reverse else {})}
+        encoded = base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode("ascii")
+        return replace_query_param(self.url, self.cursor_query_param, encoded)
+
+    def get_next_link(self):
+        return self._link(self.page[-1], reverse=False) if self.has_next and self.page else None
+
+    def get_previous_link(self):
+        return self._link(self.page[0], reverse=True) if self.has_previous and self.page else None
+
+
+def _jsonable(value):
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+CURSOR = "cursor"
+
+
 class Pagination(PageNumberPagination):
     """Page numbers, ``page_size`` up to 100. Every list of the API goes through here, so it is also where a query
     parameter the list does not take is refused, naming it, instead of being silently ignored (a typo such as
-    ``?stauts=submitted`` would otherwise return the whole, unfiltered list)."""
+    ``?stauts=submitted`` would otherwise return the whole, unfiltered list).
+
+    ``count`` is counted up to ``count_cap`` rows (or the end of the page asked for, when deeper): below it,
+    ``count_exact`` is true; beyond it, ``count`` is the cap and ``count_exact`` false (there are more rows).
+    Lists whose view names a unique, indexed ``cursor_ordering`` also page by cursor with ``?paginate=cursor``
+    (``KeysetPagination``): ``next`` and ``previous`` links, no count, every page as cheap as the first.
+    """
 
     page_size = 25
     page_size_query_param = "page_size"
     max_page_size = 100
+    count_cap = 10_000
+    paginate_query_param = "paginate"
+    cursor_query_param = KeysetPagination.cursor_query_param
+
+    # Set by the schema (``config.api_schema.ApiSchema``) for a list that also pages by cursor.
+    documents_cursor = False
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)
@@ -364,7 +488,7 @@ class Pagination(PageNumberPagination):
         # Bigger asks are capped; the length check keeps int() away from a string of thousands of digits.
         return self.max_page_size if len(digits) > 3 else min(int(digits), self.max_page_size)
 
-    def get_page_number(self, request, paginator):
+    def get_page_number(self, request, paginator=None):
         raw = request.query_params.get(self.page_query_param)
         if raw is None:
             return 1
@@ -376,9 +500,87 @@ class Pagination(PageNumberPagination):
         return int(digits) if len(digits) <= 18 else 10**18  # past the end all the same; never int() of thousands
 
     def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.cursor: KeysetPagination | None = None
+        keys = cursor_ordering(view)
+        allowed = {self.page_query_param, self.page_size_query_param}
+        if keys:
+            allowed |= {self.paginate_query_param, self.cursor_query_param}
         if view is not None:
-            reject_unknown_query_params(request, view, queryset, {self.page_query_param, self.page_size_query_param})
-        return super().paginate_queryset(queryset, request, view)
+            reject_unknown_query_params(request, view, queryset, allowed)
+        if self._by_cursor(request, keys):
+            self.cursor = KeysetPagination(keys, self.get_page_size(request))
+            return self.cursor.paginate_queryset(queryset, request, view)
+        page_size = self.get_page_size(request)
+        page_number = self.get_page_number(request)
+        # Deep pages count as far as their own end: the OFFSET reads that far anyway.
+        limit = max(self.count_cap, min(page_number * page_size, 2**62)) + 1
+        paginator = CappedCountPaginator(queryset, page_size, limit=limit)
+        try:
+            self.page = paginator.page(page_number)
+        except InvalidPage as exc:
+            raise exceptions.NotFound(self.invalid_page_message.format(page_number=page_number, message=exc)) from None
+        return list(self.page)
+
+    def _by_cursor(self, request, keys: tuple[str, ...]) -> bool:
+        mode = request.query_params.get(self.paginate_query_param)
+        if mode is not None and mode.strip() != CURSOR:
+            raise serializers.ValidationError({self.paginate_query_param: ["The only value is cursor."]})
+        if mode is None:
+            if self.cursor_query_param in request.query_params:
+                raise serializers.ValidationError(
+                    {self.cursor_query_param: [f"A cursor goes with {self.paginate_query_param}=cursor."]}
+                )
+            return False
+        for name in (self.page_query_param, OrderingFilter.ordering_param):
+            if name in request.query_params:
+                order = ", ".join(keys)
+                raise serializers.ValidationError(
+                    {name: [f"Paging by cursor follows the list's own order ({order}); leave {name} out."]}
+                )
+        return True
+
+    def get_paginated_response(self, data):
+        if self.cursor is not None:
+            return self.cursor.get_paginated_response(data)
+        assert self.page is not None
+        paginator = self.page.paginator
+        if isinstance(paginator, CappedCountPaginator) and not paginator.exact:
+            count, exact = paginator.limit - 1, False
+        else:
+            count, exact = paginator.count, True
+        return Response(
+            {
+                "count": count,
+                "count_exact": exact,
+                "next": self.get_next_link(),
+                "previous": self.get_previous_link(),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        paged = super().get_paginated_response_schema(schema)
+        paged["properties"]["count"]["description"] = (
+            f"How many rows the list has, counted up to {self.count_cap} (or the end of the page asked for); "
+            "with count_exact false, there are more."
+        )
+        paged["properties"] = {
+            "count": paged["properties"]["count"],
+            "count_exact": {
+                "type": "boolean",
+                "description": "Whether count is the whole list's length, or only how far it was counted.",
+            },
+            **{name: value for name, value in paged["properties"].items() if name != "count"},
+        }
+        paged["required"] = ["count", "count_exact", "results"]
+        if not self.documents_cursor:
+            return paged
+        # The same list with ?paginate=cursor answers next, previous and results only.
+        for name in ("count", "count_exact"):
+            paged["properties"][name]["description"] += " Not given with paginate=cursor."
+        paged["required"] = ["results"]
+        return paged
 
     def get_schema_operation_parameters(self, view):
         page, page_size = super().get_schema_operation_parameters(view)
@@ -386,7 +588,34 @@ class Pagination(PageNumberPagination):
         page_size["schema"]["minimum"] = 1
         page_size["description"] = f"Rows per page (default {self.page_size}); more than {self.max_page_size} gives "
         page_size["description"] += f"{self.max_page_size}."
-        return [page, page_size]
+        keys = cursor_ordering(view)
+        if not keys:
+            return [page, page_size]
+        page["description"] += " Not with paginate=cursor."
+        paginate = {
+            "name": self.paginate_query_param,
+            "required": False,
+            "in": "query",
+            "description": "cursor: page with next and previous links instead of page numbers, in the list's own "
+            f"order ({', '.join(keys)}), without a count and without ordering; every page is as quick as the first "
+            "(for tools that read the whole list).",
+            "schema": {"type": "string", "enum": [CURSOR]},
+        }
+        cursor = {
+            "name": self.cursor_query_param,
+            "required": False,
+            "in": "query",
+            "description": "With paginate=cursor: the position, as given in a next or previous link.",
+            "schema": {"type": "string"},
+        }
+        return [page, page_size, paginate, cursor]
+
+
+def cursor_ordering(view) -> tuple[str, ...]:
+    """The unique key a view's list pages by with ``?paginate=cursor`` (its ``cursor_ordering``), or ``()``."""
+    if view is None or getattr(view, "action", None) != "list":
+        return ()
+    return tuple(getattr(view, "cursor_ordering", ()))
 
 
 def reject_unknown_query_params(request, view, queryset, allowed: set[str]) -> None:

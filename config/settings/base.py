@@ -288,7 +288,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["config.api_parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.api_schema.ApiSchema",  # documents the lists that also page by cursor
     "EXCEPTION_HANDLER": "config.api.exception_handler",
     # Beyond a rate: 429 with Retry-After (config/throttling.py; the README's Configuration lists the variables).
     "DEFAULT_THROTTLE_CLASSES": [

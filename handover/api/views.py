@@ -31,7 +31,7 @@ from config.api import (
 from operations.models import OperationsTeam
 from operations.selectors import teams_of
 from projects.choices import Stage
-from projects.models import Project
+from projects.models import Project, visible_q
 
 from .. import services
 from ..choices import ACCEPTED_STATUSES, HandoverStatus, ItemStatus, Risk, Side, StallRule
@@ -297,23 +297,32 @@ class HandoverViewSet(
     search_fields = ["project__code", "project__name", "deliverables"]
     ordering_fields = ["target_date", "status", "last_activity_at", "created_at", "submitted_at"]
     ordering = ["target_date", "id"]
+    cursor_ordering = ("target_date", "id")  # ?paginate=cursor; index handover_target_id
 
-    def get_queryset(self):
-        return (
-            handovers_visible_to(self.request.user)
-            .select_related("project__manager", "template", "receiving_team", "service", "operations_owner")
-            .prefetch_related(
-                Prefetch(
-                    "items",
-                    queryset=ChecklistItem.objects.only(
-                        "id", "handover_id", "risk", "mandatory", "status", "waiver_approved_by_id"
-                    ),
-                )
+    @staticmethod
+    def _read(handovers):
+        """What ``HandoverSerializer`` shows, in a fixed number of queries for a page."""
+        return handovers.select_related(
+            "project__manager", "template", "receiving_team", "service", "operations_owner"
+        ).prefetch_related(
+            Prefetch(
+                "items",
+                queryset=ChecklistItem.objects.only(
+                    "id", "handover_id", "risk", "mandatory", "status", "waiver_approved_by_id"
+                ),
             )
         )
 
+    def get_queryset(self):
+        visible = handovers_visible_to(self.request.user)
+        if self.action in ("list", "retrieve"):
+            return self._read(visible)
+        # A move, an edit or a list under the handover: the lookup only finds a handover the caller can see (404
+        # otherwise). The services lock and re-read the row, and the answer is read again by _respond.
+        return visible
+
     def _respond(self, handover, status_code=status.HTTP_200_OK) -> Response:
-        handover = self.get_queryset().get(pk=handover.pk)
+        handover = self._read(handovers_visible_to(self.request.user)).get(pk=handover.pk)
         return with_etag(Response(HandoverSerializer(handover).data, status=status_code), handover.version)
 
     @read_schema(HandoverSerializer, etag=True)
@@ -481,10 +490,17 @@ class ItemViewSet(
     filterset_class = ItemFilter
     search_fields = ["title", "guidance"]
     ordering_fields = ["position", "due_date", "status", "status_changed_at"]
-    ordering = ["handover", "position", "id"]
+    # handover_id, not handover: ordering by the relation would sort by the handover's own ordering, through a join.
+    ordering = ["handover_id", "position", "id"]
+    cursor_ordering = ("handover_id", "position", "id")  # ?paginate=cursor; index item_handover_position
 
     def get_queryset(self):
-        return _items_queryset().filter(handover__in=handovers_visible_to(self.request.user).values("pk"))
+        visible = visible_q(self.request.user, "handover__project__")
+        if self.action in ("list", "retrieve"):
+            return _items_queryset().filter(visible)
+        # A move or a list under the item: the services lock and re-read the item and its handover; _respond reads
+        # the answer again. The lookup finds a visible item, with its handover (the services start from it).
+        return ChecklistItem.objects.select_related("handover").filter(visible)
 
     def _respond(self, item) -> Response:
         item = _items_queryset().get(pk=item.pk)
@@ -625,7 +641,7 @@ class ConditionViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return Condition.objects.select_related("owner", "met_by").filter(
-            handover__in=handovers_visible_to(self.request.user).values("pk")
+            visible_q(self.request.user, "handover__project__")
         )
 
     @action_schema(request=ConditionMetSerializer, response=ConditionSerializer, summary="Mark the condition met")
@@ -742,7 +758,7 @@ class StallFlagViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
 
     def get_queryset(self):
         return StallFlag.objects.select_related("handover__project", "acknowledged_by", "snoozed_by").filter(
-            handover__in=handovers_visible_to(self.request.user).values("pk")
+            visible_q(self.request.user, "handover__project__")
         )
 
     @action_schema(request=AcknowledgeSerializer, response=StallFlagSerializer, summary="Acknowledge the flag")

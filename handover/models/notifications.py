@@ -44,6 +44,8 @@ class Notification(models.Model):
         ]
         indexes = [
             models.Index(fields=["recipient", "channel", "read_at"], name="notification_inbox"),
+            # The inbox newest first (read backwards), a page without sorting all of someone's notifications.
+            models.Index(fields=["recipient", "channel", "created_at", "id"], name="notification_inbox_time"),
             models.Index(fields=["status", "next_attempt_at"], name="notification_outbox"),
         ]
 

@@ -40,6 +40,7 @@ class StallFlag(models.Model):
         ]
         indexes = [
             models.Index(fields=["rule", "opened_at"], condition=Q(resolved_at__isnull=True), name="stallflag_open"),
+            models.Index(fields=["opened_at", "id"], name="stallflag_opened_id"),  # the list's order, read backwards
         ]
 
     def __str__(self) -> str:

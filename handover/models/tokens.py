@@ -24,6 +24,8 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # One's own tokens newest first; the lookup by secret uses key_hash's unique index.
+        indexes = [models.Index(fields=["user", "created_at", "id"], name="apitoken_user_created")]
         verbose_name = "API token"
 
     def __str__(self) -> str:

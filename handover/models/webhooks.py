@@ -80,7 +80,11 @@ class WebhookDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["event", "subscription"], name="delivery_once_per_subscription"),
         ]
-        indexes = [models.Index(fields=["status", "next_attempt_at"], name="delivery_outbox")]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="delivery_outbox"),
+            # A subscription's delivery log, newest first (read backwards).
+            models.Index(fields=["subscription", "created_at", "id"], name="delivery_subscription_time"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event.type} → {self.subscription.url}"

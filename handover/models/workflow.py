@@ -172,6 +172,8 @@ class Handover(models.Model):
             models.Index(fields=["status", "target_date"], name="handover_status_target"),
             models.Index(fields=["receiving_team", "target_date"], name="handover_team_target"),
             models.Index(fields=["operations_owner", "status"], name="handover_owner_status"),
+            # The lists' default order (Meta.ordering, the API's cursor): a page is read along it, not sorted.
+            models.Index(fields=["target_date", "id"], name="handover_target_id"),
         ]
 
     def __str__(self) -> str:
@@ -218,10 +220,13 @@ class ChecklistItem(models.Model):
     version = models.PositiveIntegerField(default=1, editable=False)
 
     class Meta:
-        ordering = ["handover", "position", "id"]
+        # handover_id, not handover, which would order by the handover's own ordering through a join.
+        ordering = ["handover_id", "position", "id"]
         indexes = [
             models.Index(fields=["handover", "risk", "status"], name="item_handover_risk_status"),
             models.Index(fields=["status", "done_at"], name="item_status_done_at"),
+            # The checklist's order, and the API's item list and cursor (handover_id, position, id).
+            models.Index(fields=["handover", "position", "id"], name="item_handover_position"),
             # Search (handover.search): titles by substring, on PostgreSQL (config.postgres).
             trigram_index("title", name="item_title_trgm"),
         ]
@@ -306,6 +311,7 @@ class Condition(models.Model):
         ordering = ["due_date", "id"]
         indexes = [
             models.Index(fields=["due_date"], condition=Q(status=ConditionStatus.OPEN), name="condition_open_due"),
+            models.Index(fields=["due_date", "id"], name="condition_due_id"),  # the list's default order
         ]
 
     def __str__(self) -> str:

@@ -86,6 +86,7 @@ class ProjectViewSet(
     search_fields = ["code", "name", "sponsor", "description"]
     ordering_fields = ["code", "name", "stage", "planned_handover", "created_at", "updated_at"]
     ordering = ["code"]
+    cursor_ordering = ("code",)  # ?paginate=cursor; code's unique index
 
     @staticmethod
     def _read(projects):
@@ -94,7 +95,12 @@ class ProjectViewSet(
         )
 
     def get_queryset(self):
-        return self._read(Project.objects.visible_to(self.request.user))
+        visible = Project.objects.visible_to(self.request.user)
+        if self.action in ("list", "retrieve"):
+            return self._read(visible)
+        # A move, an edit or the history: the lookup only finds a project the caller can see; the services lock and
+        # re-read it, and _respond reads the answer again.
+        return visible
 
     def _respond(self, project: Project, status_code=status.HTTP_200_OK) -> Response:
         # The project as it now is; unscoped: its author is owed the answer to the change they were allowed to

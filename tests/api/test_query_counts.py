@@ -64,7 +64,7 @@ BIG = 50
 # The pinned number of queries for each list (the same at one row and at fifty).
 EXPECTED = {
     "/api/v1/projects/": 3,
-    "/api/v1/projects/{id}/history/": 4,
+    "/api/v1/projects/{id}/history/": 3,
     "/api/v1/teams/": 3,
     "/api/v1/services/": 2,
     "/api/v1/services/{id}/kpis/": 3,
@@ -72,20 +72,26 @@ EXPECTED = {
     "/api/v1/kpis/{id}/readings/": 3,
     "/api/v1/templates/": 3,
     "/api/v1/handovers/": 3,
-    "/api/v1/handovers/{id}/items/": 5,
-    "/api/v1/handovers/{id}/activity/": 4,
-    "/api/v1/handovers/{id}/decisions/": 5,
-    "/api/v1/handovers/{id}/comments/": 4,
-    "/api/v1/handovers/{id}/conditions/": 4,
+    "/api/v1/handovers/{id}/items/": 4,
+    "/api/v1/handovers/{id}/activity/": 3,
+    "/api/v1/handovers/{id}/decisions/": 4,
+    "/api/v1/handovers/{id}/comments/": 3,
+    "/api/v1/handovers/{id}/conditions/": 3,
     "/api/v1/items/": 3,
-    "/api/v1/items/{id}/comments/": 4,
-    "/api/v1/items/{id}/evidence/": 4,
+    "/api/v1/items/{id}/comments/": 3,
+    "/api/v1/items/{id}/evidence/": 3,
     "/api/v1/conditions/": 2,
     "/api/v1/tokens/": 2,
     "/api/v1/stalls/": 2,
     "/api/v1/notifications/": 2,
     "/api/v1/webhooks/": 2,
     "/api/v1/webhooks/{id}/deliveries/": 3,
+}
+# The lists that also page by cursor (?paginate=cursor): no count, so one query fewer than by page number.
+CURSOR_EXPECTED = {
+    "/api/v1/projects/": 2,
+    "/api/v1/handovers/": 2,
+    "/api/v1/items/": 2,
 }
 
 # ------------------------------------------------------------------------------------------------ builders
@@ -468,7 +474,7 @@ BUILDERS: dict[str, Callable] = {
 def _rows(response) -> list:
     assert response.status_code == 200, response.content
     body = response.json()
-    assert set(body) == {"count", "next", "previous", "results"}, "every list is paginated"
+    assert set(body) == {"count", "count_exact", "next", "previous", "results"}, "every list is paginated"
     return body["results"]
 
 
@@ -511,3 +517,92 @@ def test_list_query_count_does_not_grow_with_the_number_of_rows(name, django_ass
     assert len(small) == len(large), "\n".join(q["sql"] for q in large.captured_queries)
     with django_assert_num_queries(EXPECTED[name]):
         client.get(large_url)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", list(CURSOR_EXPECTED), ids=lambda path: path.removeprefix("/api/v1/") + "cursor")
+def test_cursor_list_query_count_does_not_grow_with_the_number_of_rows(name, django_assert_num_queries):
+    """GIVEN a list that also pages by cursor, with at least fifty rows
+    WHEN it is read by cursor one row at a time, fifty at a time, and its next page followed
+    THEN each read takes the same, pinned, number of queries, none of them a count."""
+    user = UserFactory(username="reader")
+    BUILDERS[name](user)
+    client = APIClient()
+    client.force_authenticate(user)
+
+    with CaptureQueriesContext(connection) as small:
+        one = client.get(name, {"paginate": "cursor", "page_size": 1})
+    assert one.status_code == 200, one.content
+    assert set(one.json()) == {"next", "previous", "results"}
+    assert len(one.json()["results"]) == 1
+    with CaptureQueriesContext(connection) as large:
+        fifty = client.get(name, {"paginate": "cursor", "page_size": BIG})
+    assert len(fifty.json()["results"]) == BIG
+
+    assert len(small) == len(large) == CURSOR_EXPECTED[name], "\n".join(q["sql"] for q in large.captured_queries)
+    assert not any("COUNT(" in q["sql"] for q in large.captured_queries)
+    with django_assert_num_queries(CURSOR_EXPECTED[name]):
+        following = client.get(fifty.json()["next"])
+    assert len(following.json()["results"]) >= 1
+
+
+# ------------------------------------------------------------------------------------------------ actions
+
+# The pinned number of queries of a move (the same for a handover of one item and of thirty), and how many of them
+# read the checklist: the gate's own read for submit, and the answer's readiness. The lookup that finds the
+# handover or item (404 when not visible) reads only its row.
+ACTION_EXPECTED = {
+    "handovers/submit": (11, 2),
+    "handovers/cancel": (12, 1),
+    "items/complete": (17, 3),
+}
+
+
+def _done_items(handover, count: int) -> list[ChecklistItem]:
+    people = UserFactory.create_batch(2)
+    return ChecklistItem.objects.bulk_create(
+        ChecklistItem(
+            handover=handover,
+            title=f"Item {n}",
+            risk=list(Risk)[n % 3],
+            side=Side.PROJECT,
+            position=100 + n,
+            mandatory=True,
+            status=ItemStatus.DONE,
+            done_by=people[n % 2],
+            done_at=_now(),
+        )
+        for n in range(count)
+    )
+
+
+def _move(move: str, handover) -> tuple[str, dict]:
+    """The URL and body of ``move`` on ``handover`` (or on its first item, reopened for the occasion)."""
+    if move == "items/complete":
+        item = handover.items.order_by("id").first()
+        ChecklistItem.objects.filter(pk=item.pk).update(status=ItemStatus.OPEN, done_by=None, done_at=None)
+        return f"/api/v1/items/{item.pk}/complete/", {"evidence": {"text": "Runbook reviewed"}}
+    resource, action = move.split("/")
+    return f"/api/v1/{resource}/{handover.pk}/{action}/", {"reason": "Descoped"} if action == "cancel" else {}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("move", list(ACTION_EXPECTED))
+def test_action_query_count_does_not_grow_with_the_checklist(move):
+    """GIVEN a handover of one checklist item and another of thirty
+    WHEN the same move is made on each
+    THEN both take the same, pinned, number of queries, and only the reads that need the checklist read it."""
+    manager = UserFactory()
+    client = APIClient()
+    client.force_authenticate(manager)
+    counts = []
+    for size in (1, 30):
+        handover = _handover(manager)
+        _done_items(handover, size)
+        url, body = _move(move, handover)
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post(url, body)
+        assert response.status_code == 200, response.content
+        on_items = [q["sql"] for q in queries.captured_queries if 'FROM "handover_checklistitem"' in q["sql"]]
+        counts.append((len(queries), len(on_items)))
+    assert counts[0] == counts[1] == ACTION_EXPECTED[move], "\n".join(q["sql"] for q in queries.captured_queries)
