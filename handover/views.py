@@ -27,7 +27,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import (
-    BooleanField,
     Case,
     Count,
     Exists,
@@ -659,23 +658,19 @@ def _stage_chart_of(given: Mapping[str, int], href: Callable[[Stage], str] | Non
 BOARD_STAGES = [*STAGE_ORDER, Stage.CANCELLED]
 
 
+# Both as ``pk IN (small subquery)``, not a correlated EXISTS: the database reads the late handovers (along the
+# status and target date index) and the open flags (their partial index) once, and each project is a hash lookup.
+
+
 def _board_overdue(today: date) -> Q:
     """The project is overdue (``project_is_overdue``), or its live handover is (``handover_is_overdue``)."""
-    late_handover = Handover.objects.filter(handover_overdue_q(today), project=OuterRef("pk")).exclude(
-        status=HandoverStatus.CANCELLED
-    )
-    return overdue_q(today) | Q(Exists(late_handover))
+    return overdue_q(today) | Q(pk__in=Handover.objects.filter(handover_overdue_q(today)).values("project_id"))
 
 
 def _board_stalled() -> Q:
     """The project's live handover has an open stall flag."""
-    return Q(
-        Exists(
-            StallFlag.objects.filter(handover__project=OuterRef("pk"), resolved_at__isnull=True).exclude(
-                handover__status=HandoverStatus.CANCELLED
-            )
-        )
-    )
+    open_flags = StallFlag.objects.filter(resolved_at__isnull=True).exclude(handover__status=HandoverStatus.CANCELLED)
+    return Q(pk__in=open_flags.values("handover__project_id"))
 
 
 @dataclass(frozen=True)
@@ -764,27 +759,34 @@ def board(request):
             all=Count("pk"),
         )
     }
-    ranked = list(
+    ranked_ids = list(
         shown.filter(on_board)
-        .annotate(
-            is_overdue=Case(When(overdue, then=Value(True)), default=Value(False), output_field=BooleanField()),
-            is_stalled=Case(When(stalled, then=Value(True)), default=Value(False), output_field=BooleanField()),
+        # Aliases, not annotations: each is computed once, in the window's order (the cards' badges are read from
+        # the project and its live handover, the same rules in Python).
+        .alias(
+            late=Case(When(overdue, then=Value(0)), default=Value(1)),
+            calm=Case(When(stalled, then=Value(0)), default=Value(1)),
         )
         .annotate(
             rank=Window(
                 RowNumber(),
                 partition_by=[F("stage")],
                 order_by=[
-                    F("is_overdue").desc(),
-                    F("is_stalled").desc(),
+                    F("late").asc(),
+                    F("calm").asc(),
                     F("planned_handover").asc(nulls_last=True),
                     F("code").asc(),
                 ],
             )
         )
         .filter(rank__lte=cap)
-        .select_related("manager", "receiving_team")
         .order_by("stage", "rank")
+        .values_list("pk", flat=True)
+    )
+    # The ranking reads and sorts only what it orders by; the cards' projects are read apart, by id (a few dozen).
+    ranked = sorted(
+        Project.objects.filter(pk__in=ranked_ids).select_related("manager", "receiving_team"),
+        key=lambda project: ranked_ids.index(project.pk),
     )
     live = {
         handover.project_id: handover
@@ -795,13 +797,14 @@ def board(request):
     by_stage: dict[str, list[BoardCard]] = defaultdict(list)
     for project in ranked:
         handover = live.get(project.pk)
+        flags = handover.open_flag_total if handover else 0
         by_stage[project.stage].append(
             BoardCard(
                 project=project,
                 live=handover,
-                overdue=project.is_overdue,
-                stalled=project.is_stalled,
-                open_flags=handover.open_flag_total if handover else 0,
+                overdue=project_is_overdue(project, today) or bool(handover and handover_is_overdue(handover, today)),
+                stalled=bool(flags),
+                open_flags=flags,
             )
         )
     filters = {"team": team_id, "manager": manager_id}

@@ -221,8 +221,8 @@ def test_handover_filters_and_orderings_read_the_stored_readiness(client_for, vi
 
 # session, user; the form's choices (teams, owners, managers, services for handovers; managers, teams for
 # projects); the capped count and the page's rows; the unread notifications in the navigation. The board: teams,
-# managers, the grouped counts, the ranked cards, their live handovers.
-EXPECTED = {HANDOVERS: 9, PROJECTS: 7, BOARD: 8}
+# managers, the grouped counts, the ranked ids, the cards' projects, their live handovers.
+EXPECTED = {HANDOVERS: 9, PROJECTS: 7, BOARD: 9}
 
 
 @pytest.mark.parametrize("path", [HANDOVERS, PROJECTS, BOARD])

@@ -1057,7 +1057,7 @@ EXPECTED = {
     # Each bounded section reads its first rows and its total in one query; readiness from the stored counters.
     "home-manager": 13,  # with the receiving teams' members, for the flags' offers (one query, not one per flag)
     "home-owner": 13,  # the items to verify, grouped per handover (two), the receiving teams' members (one)
-    "board": 9,  # teams, managers, the grouped counts, the first cards per stage, their live handovers, saved views
+    "board": 10,  # teams, managers, grouped counts, ranked ids, their projects, live handovers, saved views
     "notifications": 5,
     "handover-manager": 13,
     "handover-owner": 13,  # the owner decides only while still on the receiving team: one membership query
