@@ -98,6 +98,7 @@ def test_handover_list_pages_keep_every_filter(client_for, viewer, team, manager
     second = body(client.get(HANDOVERS + following))
 
     assert len(codes(first, "handover-row")) == 50
+    assert 'data-testid="saved-views"' in first  # "Save this view" of these filters, and the saved ones
     assert f"team={team.pk}" in following
     assert "status=preparing" in following
     assert "ordering=target_date" in following
@@ -117,6 +118,7 @@ def test_project_list_pages_keep_every_filter(client_for, viewer, team, manager)
     second = body(client.get(PROJECTS + link(first, "page-next")))
 
     assert len(codes(first, "project-row")) == 50
+    assert 'data-testid="saved-views"' in first
     assert f"team={team.pk}" in link(first, "page-next")
     assert "stage=execution" in link(first, "page-next")
     assert codes(second, "project-row") == [f"P-{n:03d}" for n in range(50, 55)]
@@ -220,9 +222,10 @@ def test_handover_filters_and_orderings_read_the_stored_readiness(client_for, vi
 # ------------------------------------------------------------------------------------------ query counts
 
 # session, user; the form's choices (teams, owners, managers, services for handovers; managers, teams for
-# projects); the capped count and the page's rows; the unread notifications in the navigation. The board: teams,
-# managers, the grouped counts, the ranked ids, the cards' projects, their live handovers.
-EXPECTED = {HANDOVERS: 9, PROJECTS: 7, BOARD: 9}
+# projects); the capped count and the page's rows; the person's saved views of the page; the unread notifications
+# in the navigation. The board: teams, managers, the grouped counts, the ranked ids, their projects, their live
+# handovers, the saved views, the unread notifications.
+EXPECTED = {HANDOVERS: 10, PROJECTS: 8, BOARD: 10}
 
 
 @pytest.mark.parametrize("path", [HANDOVERS, PROJECTS, BOARD])
