@@ -53,7 +53,7 @@ from .models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from .selectors import readiness_aggregates
+from .readiness import stored_readiness
 from .stalls import services as stalls
 from .tokens import services as tokens
 from .webhooks import services as webhooks
@@ -308,15 +308,12 @@ class HandoverAdmin(ServiceBackedAdmin):
         "cancel",
     )
 
-    def get_queryset(self, request):
-        readiness = {f"_r_{name}": value for name, value in readiness_aggregates("items__").items()}
-        return super().get_queryset(request).annotate(**readiness)
-
-    @admin.display(description="readiness (mandatory)")
+    @admin.display(description="readiness (mandatory)", ordering="readiness_share")
     def readiness(self, handover):
-        applicable = handover._r_mandatory - handover._r_not_applicable
-        text = f"{handover._r_verified}/{applicable} verified, {handover._r_done}/{applicable} done"
-        return text + (f", {handover._r_not_applicable} n/a" if handover._r_not_applicable else "")
+        # Stored on the handover (handover.readiness): the list reads no item.
+        r = stored_readiness(handover).overall
+        text = f"{r.verified}/{r.applicable} verified, {r.done}/{r.applicable} done"
+        return text + (f", {r.not_applicable} n/a" if r.not_applicable else "")
 
     @admin.display(description="history")
     def activity_link(self, handover):

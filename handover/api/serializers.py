@@ -31,7 +31,7 @@ from ..models import (
     WebhookDelivery,
     WebhookSubscription,
 )
-from ..selectors import readiness_from_items
+from ..readiness import stored_readiness
 
 # Bounds of the lists a request may carry (a 400 naming the field beyond them).
 MAX_TEMPLATE_ITEMS = 200
@@ -313,8 +313,8 @@ class HandoverSerializer(serializers.ModelSerializer):
     @staticmethod
     @extend_schema_field(ReadinessSerializer)
     def get_readiness(handover) -> dict[str, Any]:
-        # Computed from the prefetched items: no query per handover in a list.
-        return readiness_from_items(handover.items.all()).as_dict()
+        # Stored on the handover (handover.readiness): no item is read, in a list or for one handover.
+        return stored_readiness(handover).as_dict()
 
 
 class HandoverCreateSerializer(StrictSerializerMixin, serializers.Serializer):

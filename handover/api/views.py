@@ -1,8 +1,7 @@
 import django_filters
 from django import forms
 from django.contrib.auth import get_user_model
-from django.db.models import Count, F, FloatField, Prefetch, Q
-from django.db.models.functions import Cast, Coalesce, NullIf
+from django.db.models import F, Prefetch, Q
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
@@ -47,6 +46,7 @@ from ..models import (
     WebhookSubscription,
 )
 from ..notifications.services import notifications_mark_read
+from ..readiness import SHARE_FIELDS as READINESS_SHARES
 from ..selectors import handovers_visible_to, inbox
 from ..stalls import services as stalls
 from ..tokens import services as tokens
@@ -181,6 +181,11 @@ def _visible_handovers(request):
 
 
 READINESS_PAIR = ("readiness_risk", "readiness_below")
+# ?ordering= names for the stored readiness shares: readiness (overall) and readiness_<risk>.
+READINESS_ORDERINGS = {
+    "readiness": READINESS_SHARES["overall"],
+    **{f"readiness_{risk}": READINESS_SHARES[risk] for risk in Risk.values},
+}
 
 
 @extend_schema_field({"type": "number", "minimum": 0, "maximum": 1})
@@ -246,27 +251,9 @@ class HandoverFilter(FilterSet):
         return queryset.filter(overdue) if value else queryset.exclude(overdue)
 
     def filter_readiness_below(self, queryset, name, value):
-        risk = self.form.cleaned_data["readiness_risk"]
-        scope = Q(items__mandatory=True) if risk == "overall" else Q(items__mandatory=True, items__risk=risk)
-        verified = Q(items__status=ItemStatus.VERIFIED) | Q(
-            items__status=ItemStatus.WAIVED, items__waiver_approved_by__isnull=False
-        )
-        ids = (
-            queryset.order_by()
-            .annotate(
-                _applicable=Count("items", filter=scope & ~Q(items__status=ItemStatus.NOT_APPLICABLE)),
-                _verified=Count("items", filter=scope & verified),
-            )
-            # DOMAIN: a risk with nothing applicable is visibly not ready, so no share (0/0) counts as 0.
-            .annotate(
-                _share=Coalesce(
-                    Cast(F("_verified"), FloatField()) / NullIf(Cast(F("_applicable"), FloatField()), 0.0), 0.0
-                )
-            )
-            .filter(_share__lt=value)
-            .values("pk")
-        )
-        return queryset.filter(pk__in=ids)
+        # The share stored on the handover (handover.readiness), 0 when nothing applies: no item is read.
+        share = READINESS_SHARES[self.form.cleaned_data["readiness_risk"]]
+        return queryset.filter(**{f"{share}__lt": value})
 
 
 @extend_schema_view(
@@ -295,23 +282,22 @@ class HandoverViewSet(
     http_method_names = ["get", "post", "patch", "head", "options"]
     filterset_class = HandoverFilter
     search_fields = ["project__code", "project__name", "deliverables"]
-    ordering_fields = ["target_date", "status", "last_activity_at", "created_at", "submitted_at"]
+    # ``readiness`` orders by the stored overall share, ``readiness_<risk>`` by one risk's (handover.readiness).
+    ordering_fields = [
+        "target_date",
+        "status",
+        "last_activity_at",
+        "created_at",
+        "submitted_at",
+        *READINESS_ORDERINGS,
+    ]
     ordering = ["target_date", "id"]
     cursor_ordering = ("target_date", "id")  # ?paginate=cursor; index handover_target_id
 
     @staticmethod
     def _read(handovers):
         """What ``HandoverSerializer`` shows, in a fixed number of queries for a page."""
-        return handovers.select_related(
-            "project__manager", "template", "receiving_team", "service", "operations_owner"
-        ).prefetch_related(
-            Prefetch(
-                "items",
-                queryset=ChecklistItem.objects.only(
-                    "id", "handover_id", "risk", "mandatory", "status", "waiver_approved_by_id"
-                ),
-            )
-        )
+        return handovers.select_related("project__manager", "template", "receiving_team", "service", "operations_owner")
 
     def get_queryset(self):
         visible = handovers_visible_to(self.request.user)
@@ -324,6 +310,10 @@ class HandoverViewSet(
     def _respond(self, handover, status_code=status.HTTP_200_OK) -> Response:
         handover = self._read(handovers_visible_to(self.request.user)).get(pk=handover.pk)
         return with_etag(Response(HandoverSerializer(handover).data, status=status_code), handover.version)
+
+    def filter_queryset(self, queryset):
+        # The readiness orderings' names, for OrderingFilter: the shares stored on the handover.
+        return super().filter_queryset(queryset.alias(**{name: F(f) for name, f in READINESS_ORDERINGS.items()}))
 
     @read_schema(HandoverSerializer, etag=True)
     def retrieve(self, request, *args, **kwargs):

@@ -39,6 +39,7 @@ from handover.models import (
     WebhookDelivery,
     WebhookSubscription,
 )
+from handover.readiness import recount
 from operations.models import Kpi, KpiReading, OperationsEvent, OperationsTeam, Service
 from projects.choices import Stage
 from projects.models import Project, ProjectEvent
@@ -1005,6 +1006,7 @@ class Portfolio:
                 for side in Side
             )
             self.handovers[code] = handover
+        recount(h.pk for h in self.handovers.values())  # the items were written directly: count them into readiness
 
     def client(self) -> APIClient:
         client = APIClient()
