@@ -198,6 +198,7 @@ class AdminEventKind(models.TextChoices):
     WEBHOOK_DELETED = "webhook_deleted", "Webhook deleted"
     SAVED_VIEW_CREATED = "saved_view_created", "Saved view created"
     SAVED_VIEW_DELETED = "saved_view_deleted", "Saved view deleted"
+    READINESS_REPAIRED = "readiness_repaired", "Stored readiness repaired"
 
 
 class SavedViewPage(models.TextChoices):

@@ -1267,3 +1267,39 @@ def template_create(
         )
     template, _ = template_install(kind=kind, name=name, description=description, items=items, by=by)
     return template
+
+
+# ------------------------------------------------------------------------------------------------ readiness
+
+
+@transaction.atomic
+def readiness_repair(*, by=None, via: str, handover_ids: Sequence[int] | None = None) -> list[readiness.Drift]:
+    """Set the stored readiness counters that drifted from the items (of ``handover_ids``, or every handover) back
+    to what the items say, in one set-based UPDATE, and audit it: who (``by``, or the system ``via`` a command), the
+    handovers and each counter's stored and counted value. Returns the drift found (nothing written without)."""
+    found = readiness.drift(handover_ids)
+    if not found:
+        return found
+    readiness.recount([d.handover_id for d in found])
+    admin_event(
+        AdminEventKind.READINESS_REPAIRED,
+        by=by,
+        subject=f"Stored readiness of {len(found)} handover(s) repaired from their items",
+        object_id=found[0].handover_id if len(found) == 1 else None,
+        changes={
+            "via": via,
+            "handovers": {
+                str(d.handover_id): {
+                    "project": d.project_code,
+                    **{name: list(values) for name, values in d.fields.items()},
+                }
+                for d in found[:REPAIR_AUDIT_LIMIT]
+            },
+            "count": len(found),
+        },
+    )
+    return found
+
+
+# The audit entry names at most this many repaired handovers (with each counter's values); ``count`` says how many.
+REPAIR_AUDIT_LIMIT = 500
