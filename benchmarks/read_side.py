@@ -87,16 +87,26 @@ HANDOVER_JOINS = """handover_handover h JOIN projects_project p ON p.id = h.proj
 
 
 def _list_sql(where: str = "TRUE") -> str:
+    # Counted up to 10,000 rows, as the API's pagination does (config.api: count_cap; count_exact says if whole).
     return f"""SELECT json_build_object(
-  'count', (SELECT count(*) FROM handover_handover h JOIN projects_project p ON p.id = h.project_id
-            WHERE {VISIBLE} AND {where}),
+  'count', (SELECT count(*) FROM (SELECT 1 FROM handover_handover h JOIN projects_project p ON p.id = h.project_id
+            WHERE {VISIBLE} AND {where} LIMIT 10001) c),
   'results', (SELECT coalesce(json_agg({HANDOVER_ROW} ORDER BY h.target_date, h.id), '[]') FROM (
      SELECT h.id FROM handover_handover h JOIN projects_project p ON p.id = h.project_id
       WHERE {VISIBLE} AND {where} ORDER BY h.target_date, h.id LIMIT 50 OFFSET %(offset)s) page
      JOIN {HANDOVER_JOINS} ON h.id = page.id))"""
 
 
-HOME_SQL = f"""SELECT json_build_object(
+# What waits on the user: live handovers they own or their teams receive, and the projects they manage; each part
+# an index range (owner, team, manager) rather than one OR that scans.
+HOME_SQL = f"""WITH incoming AS MATERIALIZED (
+    SELECT h.id FROM handover_handover h
+     WHERE h.operations_owner_id = %(me)s AND h.status NOT IN ('completed', 'cancelled')
+    UNION SELECT h.id FROM handover_handover h
+     WHERE h.receiving_team_id IN {TEAMS_OF} AND h.status NOT IN ('completed', 'cancelled')),
+  managed AS MATERIALIZED (
+    SELECT h.id FROM handover_handover h JOIN projects_project p ON p.id = h.project_id WHERE p.manager_id = %(me)s)
+SELECT json_build_object(
   'managed', (SELECT coalesce(json_agg(x), '[]') FROM (
      SELECT p.id, p.code, p.name, p.stage, p.planned_handover, h.id AS handover, h.status, h.readiness_share
        FROM projects_project p LEFT JOIN handover_handover h ON h.project_id = p.id AND h.status <> 'cancelled'
@@ -108,16 +118,14 @@ HOME_SQL = f"""SELECT json_build_object(
      SELECT h.id, p.code, p.name, h.status, h.target_date, h.readiness_share, t.name AS team
        FROM handover_handover h JOIN projects_project p ON p.id = h.project_id
        JOIN operations_operationsteam t ON t.id = h.receiving_team_id
-      WHERE h.status NOT IN ('completed', 'cancelled')
-        AND (h.operations_owner_id = %(me)s OR h.receiving_team_id IN {TEAMS_OF})
-      ORDER BY h.target_date, h.id LIMIT 10) x),
-  'incoming_count', (SELECT count(*) FROM handover_handover h WHERE h.status NOT IN ('completed', 'cancelled')
-                      AND (h.operations_owner_id = %(me)s OR h.receiving_team_id IN {TEAMS_OF})),
+      WHERE h.id IN (SELECT id FROM incoming) ORDER BY h.target_date, h.id LIMIT 10) x),
+  'incoming_count', (SELECT count(*) FROM incoming),
   'flags', (SELECT coalesce(json_agg(x), '[]') FROM (
      SELECT f.id, f.rule, f.opened_at, p.code, h.id AS handover
        FROM handover_stallflag f JOIN handover_handover h ON h.id = f.handover_id
        JOIN projects_project p ON p.id = h.project_id
-      WHERE f.resolved_at IS NULL AND (p.manager_id = %(me)s OR h.receiving_team_id IN {TEAMS_OF})
+      WHERE f.resolved_at IS NULL
+        AND (f.handover_id IN (SELECT id FROM incoming) OR f.handover_id IN (SELECT id FROM managed))
       ORDER BY f.opened_at DESC, f.id DESC LIMIT 10) x),
   'notifications', (SELECT coalesce(json_agg(x), '[]') FROM (
      SELECT n.id, n.subject, n.created_at FROM handover_notification n
