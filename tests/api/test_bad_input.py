@@ -189,6 +189,7 @@ TEXT_FIELDS = {
     "items evidence POST": ("url", "text"),
     "conditions met": ("note",),
     "tokens create": ("name",),
+    "saved-views create": ("name",),
     "stalls acknowledge": ("note",),
     "stalls snooze": ("reason",),
     "webhooks create": ("description",),
@@ -449,6 +450,11 @@ SPECIFIC = [
     Bad("tokens create", "user unknown", {"user": UNKNOWN_ID}, "user"),
     Bad("tokens create", "prefix is read-only", {"prefix": "hov_"}, "prefix"),
     Bad("tokens create", "name missing", {"name": MISSING}, "name"),
+    # saved views
+    Bad("saved-views create", "name missing", {"name": MISSING}, "name"),
+    Bad("saved-views create", "page unknown", {"page": "kanban"}, "page"),
+    Bad("saved-views create", "filters not an object", {"filters": ["overdue"]}, "filters"),
+    Bad("saved-views create", "filter unknown", {"filters": {"colour": "red"}}, "filters.colour"),
     # stall flags, notifications, webhooks
     Bad("stalls acknowledge", "note missing", {"note": MISSING}, "note"),
     Bad("stalls acknowledge", "note blank", {"note": " "}, "note"),

@@ -21,6 +21,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 from rest_framework.test import APIClient
 
+from handover import saved_views
 from handover import services as hs
 from handover.choices import (
     Channel,
@@ -82,6 +83,7 @@ EXPECTED = {
     "/api/v1/items/{id}/evidence/": 3,
     "/api/v1/conditions/": 2,
     "/api/v1/tokens/": 2,
+    "/api/v1/saved-views/": 2,
     "/api/v1/stalls/": 2,
     "/api/v1/notifications/": 2,
     "/api/v1/webhooks/": 2,
@@ -355,6 +357,14 @@ def build_tokens(user):
     return _paged("/api/v1/tokens/")
 
 
+def build_saved_views(user):
+    for n in range(BIG + 1):
+        page = ("handovers", "projects")[n % 2]  # at most 50 of one page per person
+        saved_views.saved_view_create(user=user, page=page, name=f"view {n}", filters={"overdue": "true"})
+    saved_views.saved_view_create(user=UserFactory(), page="portfolio", name="someone else's", filters={})
+    return _paged("/api/v1/saved-views/")
+
+
 def _flags(handover, count: int) -> list[StallFlag]:
     """Resolved episodes of every rule, acknowledged and snoozed by different people, and one still open."""
     people = UserFactory.create_batch(3)
@@ -462,6 +472,7 @@ BUILDERS: dict[str, Callable] = {
     "/api/v1/items/{id}/evidence/": build_item_evidence,
     "/api/v1/conditions/": build_conditions,
     "/api/v1/tokens/": build_tokens,
+    "/api/v1/saved-views/": build_saved_views,
     "/api/v1/stalls/": build_stalls,
     "/api/v1/notifications/": build_notifications,
     "/api/v1/webhooks/": build_webhooks,
