@@ -19,8 +19,8 @@ def _int(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-# The same variable and default as config/settings/base.py, which the middleware reads.
-_slots = _int("MAX_CONCURRENT_REQUESTS", 4)
+# The same variable and default (on PostgreSQL) as config/settings/base.py, which the middleware reads.
+_slots = _int("MAX_CONCURRENT_REQUESTS", 2)
 
 bind = os.environ.get("WEB_BIND") or f"127.0.0.1:{os.environ.get('HANDOVER_PORT') or 8000}"
 worker_class = "gthread"

@@ -66,17 +66,6 @@ MIDDLEWARE = [
 ]
 CSRF_FAILURE_VIEW = "config.middleware.csrf_failure"
 
-# --- Load shedding (config.middleware.LoadSheddingMiddleware; sizing in the README, figures in docs/benchmarks.md) --
-# Requests one web process serves at once (0: no limit); as many more wait up to REQUEST_QUEUE_TIMEOUT seconds for
-# a slot, any other is answered 503 with Retry-After. gunicorn's WEB_THREADS must stay above twice it
-# (config/gunicorn.py).
-MAX_CONCURRENT_REQUESTS = env.int("MAX_CONCURRENT_REQUESTS", default=4)
-REQUEST_QUEUE_TIMEOUT = env.float("REQUEST_QUEUE_TIMEOUT", default=0.1)
-# Behind a proxy that stamps X-Request-Start: a request older than this many seconds is refused (0: not checked).
-REQUEST_MAX_AGE = env.float("REQUEST_MAX_AGE", default=0)
-LOAD_SHEDDING_RETRY_AFTER = 2
-LOAD_SHEDDING_EXEMPT = ["/healthz"]
-
 # Content-Security-Policy (django-csp): everything from this origin, nothing inline, no eval. htmx reads its
 # configuration from a <meta> tag and injects no style; the page's behaviour is in config/static/js/. Only /api/docs/
 # adds img-src data: (Swagger UI draws its icons as data: images; config/urls.py).
@@ -136,7 +125,8 @@ TEMPLATES = [
 # An embedded SQLite file by default so that `make run` needs no server; DATABASE_URL switches to PostgreSQL.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'handover.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if _SQLITE:
     # WAL lets the web process read while the worker writes; the busy timeout waits for a lock instead of failing.
     # Transactions take the write lock when they begin (IMMEDIATE): a DEFERRED transaction that reads and then
     # writes cannot wait for a lock another process took meanwhile, and fails at once with "database is locked".
@@ -151,6 +141,18 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Load shedding (config.middleware.LoadSheddingMiddleware; sizing in the README, figures in docs/benchmarks.md) --
+# Requests one web process serves at once (0: no limit); as many more wait up to REQUEST_QUEUE_TIMEOUT seconds for
+# a slot, any other is answered 503 with Retry-After. gunicorn's WEB_THREADS must stay above twice it
+# (config/gunicorn.py). Off by default on SQLite (make run): its writers take turns on the file's one lock and wait
+# for it up to its timeout, so a limit there would refuse what waiting would have served.
+MAX_CONCURRENT_REQUESTS = env.int("MAX_CONCURRENT_REQUESTS", default=0 if _SQLITE else 2)
+REQUEST_QUEUE_TIMEOUT = env.float("REQUEST_QUEUE_TIMEOUT", default=0.1)
+# Behind a proxy that stamps X-Request-Start: a request older than this many seconds is refused (0: not checked).
+REQUEST_MAX_AGE = env.float("REQUEST_MAX_AGE", default=0)
+LOAD_SHEDDING_RETRY_AFTER = 2
+LOAD_SHEDDING_EXEMPT = ["/healthz"]
 
 REDIS_URL = env("REDIS_URL", default="")
 
