@@ -101,7 +101,7 @@ def test_a_server_error_page_shows_the_reference_its_log_line_carries(viewer, ca
     client = Client(raise_request_exception=False)
     client.force_login(viewer)
 
-    with mock.patch("handover.views._verification_groups", side_effect=RuntimeError("boom")):
+    with mock.patch("handover.views._stage_chart_of", side_effect=RuntimeError("boom")):
         response = client.get(reverse("home"))
 
     reference = response["X-Request-ID"]

@@ -62,6 +62,7 @@ from handover.models import (
     TemplateItem,
     WebhookSubscription,
 )
+from handover.readiness import recount
 from handover.tokens import services as tokens
 from operations.models import OperationsTeam
 from projects.choices import Stage
@@ -292,6 +293,7 @@ class World:
             verified = {"verified_by": self.users["owner"], "verified_at": now}
             extra = {**done, **verified} if items == ItemStatus.VERIFIED else done
             handover.items.update(status=items, status_changed_at=now, **extra)
+            recount([handover.pk])  # the items were moved behind the services' back: count them as they are
         stamps = {"status": status, "status_changed_at": now}
         if status != HandoverStatus.PREPARING:
             stamps["submitted_at"] = now
@@ -308,6 +310,7 @@ class World:
     def set_item(self, status: ItemStatus, **fields) -> None:
         now = timezone.now()
         ChecklistItem.objects.filter(pk=self.item.pk).update(status=status, status_changed_at=now, **fields)
+        recount([self.handover.pk])
 
 
 # ---------------------------------------------------------------------------------------------------- table
