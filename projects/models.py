@@ -86,6 +86,10 @@ class Project(models.Model):
         ordering = ["code"]
         indexes = [
             models.Index(fields=["stage", "planned_handover"], name="project_stage_planned"),
+            # The project list's default order (ascending puts the undated last, as the list asks) and the board's
+            # window of recently closed and cancelled projects.
+            models.Index(fields=["planned_handover", "code"], name="project_planned_code"),
+            models.Index(fields=["stage", "stage_changed_at"], name="project_stage_changed"),
             # Search (handover.search): codes and names by substring, on PostgreSQL (config.postgres).
             trigram_index("code", name="project_code_trgm"),
             trigram_index("name", name="project_name_trgm"),

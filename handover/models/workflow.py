@@ -174,6 +174,8 @@ class Handover(models.Model):
             models.Index(fields=["operations_owner", "status"], name="handover_owner_status"),
             # The lists' default order (Meta.ordering, the API's cursor): a page is read along it, not sorted.
             models.Index(fields=["target_date", "id"], name="handover_target_id"),
+            # Least ready first (?ordering=readiness on the list page and the API): the stored share, read in order.
+            models.Index(fields=["readiness_share", "target_date", "id"], name="handover_readiness_order"),
         ]
 
     def __str__(self) -> str:
