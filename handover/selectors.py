@@ -5,7 +5,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from operations.models import OperationsTeam
@@ -396,6 +397,20 @@ def handover_overdue_q(today: date | None = None, prefix: str = "") -> Q:
     today = today or timezone.localdate()
     waiting = [s for s in HandoverStatus if s not in ACCEPTED_STATUSES and s != HandoverStatus.CANCELLED]
     return Q(**{f"{prefix}target_date__lt": today, f"{prefix}status__in": waiting})
+
+
+def open_flag_count() -> Coalesce:
+    """A handover's open stall flags, counted in a subquery: evaluated for the rows read, not the whole list."""
+    return Coalesce(
+        Subquery(
+            StallFlag.objects.filter(handover=OuterRef("pk"), resolved_at__isnull=True)
+            .order_by()
+            .values("handover")
+            .annotate(n=Count("pk"))
+            .values("n")
+        ),
+        0,
+    )
 
 
 def operations_handovers(user) -> QuerySet[Handover]:

@@ -120,6 +120,7 @@ from .selectors import (
     may_act_on_flag,
     may_attempt_handover_move,
     may_attempt_item_move,
+    open_flag_count,
     operations_handovers,
     stall_flag_actions,
 )
@@ -330,33 +331,12 @@ class HomeSection:
         return self.total - len(self.rows)
 
 
-def _open_flag_count() -> Coalesce:
-    """The number of a handover's open stall flags, as a subquery (an index-served count per row shown)."""
-    return Coalesce(
-        Subquery(
-            StallFlag.objects.filter(handover=OuterRef("pk"), resolved_at__isnull=True)
-            .order_by()
-            .values("handover")
-            .annotate(n=Count("pk"))
-            .values("n")
-        ),
-        0,
-    )
-
-
-def _overdue_q(today: date, prefix: str = "") -> Q:
-    """As ``handover_is_overdue``: past its target date and neither accepted nor cancelled."""
-    return Q(**{f"{prefix}target_date__lt": today}) & ~Q(
-        **{f"{prefix}status__in": [*ACCEPTED_STATUSES, HandoverStatus.CANCELLED]}
-    )
-
-
 def _urgent_first(handovers: QuerySet[Handover], today: date) -> QuerySet[Handover]:
     """Overdue first, then those with an open stall flag, then by target date; each row knows its open flags."""
     return (
-        handovers.annotate(open_flag_count=_open_flag_count())
+        handovers.annotate(open_flag_count=open_flag_count())
         .alias(
-            _late=Case(When(_overdue_q(today), then=Value(0)), default=Value(1)),
+            _late=Case(When(handover_overdue_q(today), then=Value(0)), default=Value(1)),
             _calm=Case(When(open_flag_count__gt=0, then=Value(0)), default=Value(1)),
         )
         .order_by("_late", "_calm", "target_date", "id")
@@ -780,7 +760,7 @@ def board(request):
         handover.project_id: handover
         for handover in Handover.objects.filter(project__in=[p.pk for p in ranked])
         .exclude(status=HandoverStatus.CANCELLED)
-        .annotate(open_flag_total=_open_flags_counted())
+        .annotate(open_flag_total=open_flag_count())
     }
     by_stage: dict[str, list[BoardCard]] = defaultdict(list)
     for project in ranked:
@@ -847,20 +827,6 @@ def _int_param(value: str | None, allowed: set[int]) -> int | None:
 # ------------------------------------------------------------------------------------------- handovers list
 
 
-def _open_flags_counted() -> Coalesce:
-    """A handover's open stall flags, counted in a subquery: evaluated for the rows read, not the whole list."""
-    return Coalesce(
-        Subquery(
-            StallFlag.objects.filter(handover=OuterRef("pk"), resolved_at__isnull=True)
-            .order_by()
-            .values("handover")
-            .annotate(n=Count("pk"))
-            .values("n")
-        ),
-        0,
-    )
-
-
 @dataclass(frozen=True)
 class ListedHandover:
     """A row of the handovers list: readiness from the handover's stored counters, its open flags counted."""
@@ -904,7 +870,7 @@ def handover_list(request):
     shown = form.filter(visible)
     page = paginate(
         shown.select_related("project", "receiving_team", "operations_owner").annotate(
-            open_flag_total=_open_flags_counted()
+            open_flag_total=open_flag_count()
         ),
         request.GET.get("page"),
         count=shown,
