@@ -140,6 +140,9 @@ if _SQLITE:
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # No JIT compilation: the pages' short queries over large tables cross its cost threshold and spent 100-160 ms
+    # compiling plans that run in a few ms (docs/benchmarks.md). A DATABASE_URL with ?options= keeps its own.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Load shedding (config.middleware.LoadSheddingMiddleware; sizing in the README, figures in docs/benchmarks.md) --
