@@ -413,14 +413,21 @@ def open_flag_count() -> Coalesce:
     )
 
 
-def operations_handovers(user) -> QuerySet[Handover]:
-    """Live handovers (not completed or cancelled) coming to a team ``user`` leads or belongs to, or owned by them."""
-    theirs = Handover.objects.filter(
-        Q(receiving_team__lead=user) | Q(receiving_team__members=user) | Q(operations_owner=user)
-    ).values("pk")
+def teams_of(user) -> QuerySet[OperationsTeam]:
+    """The operations teams ``user`` leads or belongs to."""
+    return OperationsTeam.objects.filter(Q(lead=user) | Q(members=user)).distinct()
+
+
+def operations_handovers(user, team_ids: Iterable[int] | None = None) -> QuerySet[Handover]:
+    """Live handovers (not completed or cancelled) coming to a team ``user`` leads or belongs to, or owned by them.
+
+    ``team_ids``, those teams (``teams_of``) if the caller has read them: the filter is then two index ranges
+    (receiving team, operations owner) that the database reads as one bitmap, instead of an OR across the teams
+    and their members that scans every handover; nobody's team, the owner's range alone."""
+    teams = teams_of(user).values("pk") if team_ids is None else team_ids
     return (
         handovers_visible_to(user)
-        .filter(pk__in=theirs)
+        .filter(Q(receiving_team_id__in=teams) | Q(operations_owner=user))
         .exclude(status__in=(HandoverStatus.COMPLETED, HandoverStatus.CANCELLED))
     )
 
@@ -432,8 +439,12 @@ def items_sent_back_to(user) -> QuerySet[ChecklistItem]:
     ).exclude(sent_back_reason="")
 
 
-def items_awaiting_verification_by(user) -> QuerySet[ChecklistItem]:
-    """Done items ``user`` may verify (``can_verify_item`` without an administrator's reach), except their own."""
+def items_awaiting_verification_by(user, team_ids: Iterable[int] | None = None) -> QuerySet[ChecklistItem]:
+    """Done items ``user`` may verify (``can_verify_item`` without an administrator's reach), except their own.
+
+    Only a team's lead or member verifies, so the items are read from the live handovers of ``team_ids`` (the teams
+    ``user`` leads or belongs to, ``teams_of``), an index range on the receiving team, not from every handover."""
+    teams = teams_of(user).values("pk") if team_ids is None else team_ids
     member_of = OperationsTeam.members.through.objects.filter(user=user).values("operationsteam_id")
     # As ``is_operations_owner``: an owner who has left the team no longer verifies, and a project's manager never.
     may_verify = (
@@ -445,8 +456,9 @@ def items_awaiting_verification_by(user) -> QuerySet[ChecklistItem]:
         ChecklistItem.objects.filter(
             may_verify,
             status=ItemStatus.DONE,
-            handover__status__in=OPEN_STATUSES,
-            handover__in=handovers_visible_to(user).values("pk"),
+            handover__in=handovers_visible_to(user)
+            .filter(Q(receiving_team_id__in=teams), status__in=OPEN_STATUSES)
+            .values("pk"),
         )
         .exclude(done_by=user)
         .distinct()

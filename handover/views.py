@@ -123,6 +123,7 @@ from .selectors import (
     open_flag_count,
     operations_handovers,
     stall_flag_actions,
+    teams_of,
 )
 from .stalls import services as stalls
 
@@ -514,8 +515,9 @@ def home(request):
             ),
         )
 
-    teams = list(OperationsTeam.objects.filter(Q(lead=user) | Q(members=user)).distinct().order_by("name"))
-    theirs = operations_handovers(user)
+    teams = list(teams_of(user).order_by("name"))
+    team_ids = [team.pk for team in teams]
+    theirs = operations_handovers(user, team_ids)
     coming = _per_team(theirs)
     context["teams"] = teams
     context["is_operations"] = is_operations = bool(teams or coming)
@@ -533,7 +535,7 @@ def home(request):
         operations_flags = StallFlag.objects.filter(resolved_at__isnull=True, handover__in=theirs.values("pk")).exclude(
             handover__project__manager=user
         )
-        verify_groups = _verification_groups(user)
+        verify_groups = _verification_groups(user, team_ids)
         context.update(
             incoming=HomeSection(
                 rows=_handover_rows(incoming, today),
@@ -583,10 +585,10 @@ class VerificationGroup:
         return self.count - len(self.titles)
 
 
-def _verification_groups(user) -> list[VerificationGroup]:
+def _verification_groups(user, team_ids: list[int]) -> list[VerificationGroup]:
     """Done items waiting for ``user``'s verification, one entry per handover (its count, the oldest, a few titles),
     so that a handover with forty items done reads as one line (two queries, whatever the number of items)."""
-    waiting = items_awaiting_verification_by(user).order_by()
+    waiting = items_awaiting_verification_by(user, team_ids).order_by()
     groups = list(
         waiting.values("handover_id", code=F("handover__project__code"), name=F("handover__project__name"))
         .annotate(count=Count("id", distinct=True), oldest=Min("done_at"))
