@@ -57,6 +57,10 @@ class TestTheSeededOrganisation:
         pages = [
             reverse("home"),
             reverse("handover:board"),
+            reverse("handover:board") + "?closed=all",
+            reverse("handover:list"),
+            reverse("projects:list"),
+            reverse("handover:search") + "?q=CRM",
             reverse("handover:notifications"),
             reverse("operations:team-list"),
             *[reverse("operations:team", args=[pk]) for pk in OperationsTeam.objects.values_list("pk", flat=True)],
@@ -77,11 +81,12 @@ class TestTheSeededOrganisation:
                 assert response.status_code == expected, (username, handover.pk)
             for handover_id, decision_id, project_id in decisions:
                 expected = 200 if project_id in visible else 404
-                for path in (
-                    reverse("handover:decision", args=[handover_id, decision_id]),
-                    reverse("handover:activity", args=[handover_id]),
-                ):
-                    assert client.get(path).status_code == expected, (username, path)
+                path = reverse("handover:decision", args=[handover_id, decision_id])
+                assert client.get(path).status_code == expected, (username, path)
+            for handover_id, project_id in {(h, p) for h, _, p in decisions}:
+                expected = 200 if project_id in visible else 404
+                path = reverse("handover:activity", args=[handover_id])
+                assert client.get(path).status_code == expected, (username, path)
         client.force_login(User.objects.get(username="nina.berg"))
         # The seeded adoption flag on CRM-2026 is hers to acknowledge.
         assert 'data-testid="stall-acknowledge"' in client.get(reverse("home")).content.decode()
